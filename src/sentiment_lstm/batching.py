@@ -1,0 +1,94 @@
+"""Length-bucketed batches: shuffle, sort in pools, truncate, pad -> (tokens, lengths, labels)."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from sentiment_lstm.tokenizer import EncodedSplit
+
+
+@dataclass
+class Batch:
+    tokens: Tensor  # (B, T) int64, 0-padded
+    lengths: Tensor  # (B,) tokens fed to the model, >= 1
+    labels: Tensor  # (B,)
+    full_lengths: Tensor  # (B,) tokens before truncation
+    index: Tensor  # (B,) positions in the split
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
+
+
+def fed_lengths(lengths: Tensor, max_len: int) -> Tensor:
+    """Tokens the model sees per review: truncated to max_len, and at least one (an empty
+    review is fed a single padding token, so every encoder has a last state)."""
+    return lengths.clamp(min=1, max=max_len)
+
+
+def truncation_stats(split: EncodedSplit, max_len: int) -> dict[str, float]:
+    lengths = split.lengths
+    cut = (lengths - max_len).clamp(min=0)
+    return {"truncated_reviews": (cut > 0).float().mean().item(),
+            "truncated_tokens": (cut.sum() / lengths.sum().clamp(min=1)).item()}
+
+
+class BucketBatchSampler:
+    """Batches of similar length. Training: shuffle, cut into pools of `pool_batches` batches,
+    sort each pool by length, batch it, shuffle the batches. Evaluation: sort everything."""
+
+    def __init__(self, lengths: Tensor, batch_size: int, pool_batches: int = 50,
+                 shuffle: bool = True, seed: int = 0):
+        self.lengths, self.batch_size = lengths, batch_size
+        self.pool = batch_size * pool_batches
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        if not self.shuffle:
+            order = torch.argsort(self.lengths, stable=True)
+            yield from order.split(self.batch_size)
+            return
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=g)
+        batches = []
+        for pool in order.split(self.pool):
+            pool = pool[torch.argsort(self.lengths[pool], stable=True)]
+            batches += pool.split(self.batch_size)
+        for i in torch.randperm(len(batches), generator=g).tolist():
+            yield batches[i]
+
+
+def collate(split: EncodedSplit, index: Tensor, max_len: int, truncate: str = "head") -> Batch:
+    full = split.lengths[index]
+    lengths = fed_lengths(full, max_len)
+    tokens = torch.zeros(len(index), int(lengths.max()), dtype=torch.int64)
+    for row, (i, n, m) in enumerate(zip(index.tolist(), full.tolist(), lengths.tolist())):
+        start = split.offsets[i].item()
+        if truncate == "tail":
+            start += max(n - m, 0)
+        tokens[row, :min(n, m)] = split.ids[start:start + min(n, m)]
+    return Batch(tokens, lengths, split.labels[index], full, index)
+
+
+def batches(split: EncodedSplit, sampler: BucketBatchSampler, max_len: int,
+            truncate: str = "head") -> Iterator[Batch]:
+    for index in sampler:
+        yield collate(split, index, max_len, truncate)
+
+
+def padding_fraction(split: EncodedSplit, sampler: BucketBatchSampler, max_len: int) -> float:
+    """Share of the padded (B, T) cells that are padding, over one pass of the sampler."""
+    lengths = fed_lengths(split.lengths, max_len)
+    real = padded = 0
+    for index in sampler:
+        batch = lengths[index]
+        real += int(batch.sum())
+        padded += int(batch.max()) * len(index)
+    return 1 - real / max(padded, 1)

@@ -1,0 +1,117 @@
+"""A hand-written LSTM: cell -> layer over time -> (bidirectional) stack.
+
+Parameter names, shapes and gate order (i, f, g, o) are those of nn.LSTM / nn.LSTMCell, so
+weights copy across (see `copy_from_nn_lstm`) and tests prove the outputs and gradients match.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+State = tuple[Tensor, Tensor]  # (h, c), each (B, H)
+
+
+class LSTMCell(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
+        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1 / math.sqrt(self.hidden_size)  # nn.LSTM's initialisation
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def project(self, x: Tensor) -> Tensor:
+        """The input's share of the gates, x @ W_ih^T + b_ih + b_hh: (..., I) -> (..., 4H)."""
+        return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
+
+    def step(self, x_proj: Tensor, state: State) -> State:
+        """One time step from the projected input x_proj (B, 4H)."""
+        h, c = state
+        gates = torch.addmm(x_proj, h, self.weight_hh.t())  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # forget some, write some
+        h = torch.sigmoid(o) * torch.tanh(c)  # expose some of the cell
+        return h, c
+
+    def forward(self, x: Tensor, state: State) -> State:  # x (B, I)
+        return self.step(self.project(x), state)
+
+
+class LSTMLayer(nn.Module):
+    """Runs a cell over time in one direction. Steps past a sequence's length leave its state
+    unchanged and output zeros, so padding never changes a result."""
+
+    def __init__(self, input_size: int, hidden_size: int, reverse: bool = False):
+        super().__init__()
+        self.cell = LSTMCell(input_size, hidden_size)
+        self.reverse = reverse
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
+        T, B, _ = x.shape  # x (T, B, I), lengths (B,) on x's device
+        h = c = x.new_zeros(B, self.cell.hidden_size)
+        # One GEMM for every step's input share; unbind (not xp[t]) keeps backward O(T).
+        steps = self.cell.project(x).unbind(0)  # T x (B, 4H)
+        valid = torch.arange(T, device=x.device)[:, None] < lengths[None, :]  # (T, B)
+        masks = valid.unsqueeze(-1).unbind(0)  # T x (B, 1)
+        full = int(lengths.min())  # steps before this are real for every sequence: no masking
+        outs: list[Tensor] = [x] * T
+        for t in (range(T - 1, -1, -1) if self.reverse else range(T)):
+            h_new, c_new = self.cell.step(steps[t], (h, c))
+            if t < full:
+                h, c = h_new, c_new
+            else:
+                h, c = torch.where(masks[t], h_new, h), torch.where(masks[t], c_new, c)
+            outs[t] = h
+        out = torch.stack(outs)  # (T, B, H)
+        if full < T:  # the forward direction carries its last state into the padding
+            out = out * valid.unsqueeze(-1)
+        return out, (h, c)
+
+
+class LSTM(nn.Module):
+    """Stacked, optionally bidirectional LSTM with nn.LSTM's output contract:
+    forward(x (T, B, I), lengths (B,)) -> (out (T, B, D*H), (h_n, c_n) each (L*D, B, H))."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bidirectional: bool = False, dropout: float = 0.0):
+        super().__init__()
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.bidirectional, self.dropout = bidirectional, dropout
+        directions = (False, True) if bidirectional else (False,)
+        width = hidden_size * len(directions)
+        self.layers = nn.ModuleList(
+            nn.ModuleList(LSTMLayer(input_size if k == 0 else width, hidden_size, reverse=r)
+                          for r in directions)
+            for k in range(num_layers))
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
+        hs, cs = [], []
+        for k, layer in enumerate(self.layers):
+            if k > 0:  # dropout between layers, as nn.LSTM(dropout=...)
+                x = F.dropout(x, self.dropout, self.training)
+            outs = []
+            for direction in layer:
+                out, (h, c) = direction(x, lengths)
+                outs.append(out)
+                hs.append(h)
+                cs.append(c)
+            x = torch.cat(outs, dim=-1) if len(outs) > 1 else outs[0]
+        return x, (torch.stack(hs), torch.stack(cs))
+
+
+@torch.no_grad()
+def copy_from_nn_lstm(custom: LSTM, ref: nn.LSTM) -> None:
+    """Load an nn.LSTM's weights into the custom LSTM (same sizes, layers and directions)."""
+    for k, layer in enumerate(custom.layers):
+        for direction in layer:
+            suffix = f"l{k}" + ("_reverse" if direction.reverse else "")
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(direction.cell, name).copy_(getattr(ref, f"{name}_{suffix}"))

@@ -1,0 +1,159 @@
+"""Structured config schemas: Hydra checks every override against these types."""
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+class Choice(str, Enum):
+    def __str__(self) -> str:  # "lstm", not "Encoder.lstm", in paths and interpolations
+        return self.value
+
+
+class Source(Choice):
+    auto = "auto"  # local copy first, then the hub, then the official tarball
+    local = "local"
+    hub = "hub"
+    download = "download"
+
+
+class TokenizerModel(Choice):
+    word = "word"
+    bpe = "bpe"
+
+
+class Truncate(Choice):
+    head = "head"
+    tail = "tail"
+
+
+class Encoder(Choice):
+    lstm = "lstm"  # the hand-written cell in cells.py
+    rnn = "rnn"  # nn.RNN (tanh)
+    torch_lstm = "torch_lstm"  # nn.LSTM, the speed and correctness reference
+
+
+class Pooling(Choice):
+    last = "last"
+    max = "max"
+    mean = "mean"
+
+
+@dataclass
+class DataConfig:
+    source: Source = Source.auto
+    path: str | None = None  # aclImdb folder or tarball; else $SENTIMENT_LSTM_DATA
+    hub_name: str = "stanfordnlp/imdb"
+    url: str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
+    cache_dir: str = "~/.cache/sentiment_lstm"
+    val_fraction: float = 0.1
+    split_seed: int = 0  # fixed apart from `seed`, so every model sees the same validation set
+    limit: int | None = None  # keep this many reviews per split (balanced), for quick runs
+    tokenizer: TokenizerModel = TokenizerModel.word
+    vocab_size: int = 30000
+    min_frequency: int = 2
+    max_len: int = 400
+    truncate: Truncate = Truncate.head
+    batch_size: int = 64
+    pool_batches: int = 50  # batches per shuffle pool: sorted inside a pool to cut padding
+
+
+@dataclass
+class ModelConfig:
+    encoder: Encoder = Encoder.lstm
+    embed_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    embed_dropout: float = 0.0
+    pooling: Pooling = Pooling.last
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 5
+    patience: int = 2  # epochs without a better val/acc before stopping
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    log_every: int = 20  # optimizer steps between train scalars
+    progress: bool = True
+    test: bool = True  # evaluate the best checkpoint on the test split at the end
+
+
+@dataclass
+class EvalConfig:
+    bucket_edges: list[int] = field(default_factory=lambda: [0, 128, 256, 512, 1024])
+
+
+@dataclass
+class Config:
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    optim: OptimConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+
+
+def register() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+
+
+# (key, test, rule) checked before any data is read; Hydra has already checked the types.
+_RULES = [
+    ("data.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)"),
+    ("data.limit", lambda v: v is None or v > 0, "must be > 0 or null"),
+    ("data.vocab_size", lambda v: v > 2, "must be > 2"),
+    ("data.min_frequency", lambda v: v >= 1, "must be >= 1"),
+    ("data.max_len", lambda v: v > 0, "must be > 0"),
+    ("data.batch_size", lambda v: v > 0, "must be > 0"),
+    ("data.pool_batches", lambda v: v > 0, "must be > 0"),
+    ("model.embed_dim", lambda v: v > 0, "must be > 0"),
+    ("model.hidden_size", lambda v: v > 0, "must be > 0"),
+    ("model.num_layers", lambda v: v > 0, "must be > 0"),
+    ("model.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("model.embed_dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("optim.lr", lambda v: v > 0, "must be > 0"),
+    ("optim.weight_decay", lambda v: v >= 0, "must be >= 0"),
+    ("optim.grad_clip", lambda v: v > 0, "must be > 0"),
+    ("optim.warmup_steps", lambda v: v >= 0, "must be >= 0"),
+    ("optim.min_lr_ratio", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    ("trainer.max_epochs", lambda v: v > 0, "must be > 0"),
+    ("trainer.patience", lambda v: v > 0, "must be > 0"),
+    ("trainer.threads", lambda v: v >= 0, "must be >= 0"),
+    ("trainer.log_every", lambda v: v > 0, "must be > 0"),
+    (
+        "eval.bucket_edges",
+        lambda v: len(v) > 0 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
+        "must be non-negative and strictly increasing",
+    ),
+]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def validate(cfg) -> None:
+    """Raise ConfigError naming the first key whose value is out of range."""
+    for key, ok, rule in _RULES:
+        section, name = key.split(".")
+        value = cfg[section][name]
+        if not ok(value):
+            raise ConfigError(f"{key}={value!r} {rule}")
+    device = cfg.trainer.device
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"trainer.device={device!r} must be auto, cpu, cuda or cuda:N")

@@ -1,0 +1,200 @@
+"""IMDB sources (aclImdb folder or tarball, Hugging Face hub, official download) and splits."""
+
+import os
+import re
+import socket
+import tarfile
+import urllib.parse
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+LABELS = ("neg", "pos")
+ENV_PATH = "SENTIMENT_LSTM_DATA"
+_MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+
+Texts = tuple[list[str], list[int]]  # (texts, labels with 0 = neg, 1 = pos)
+
+
+class DataError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "local" (folder or tarball) or "hub"
+    location: str
+    fingerprint: str  # cheap identity of the data, for the encoding cache
+
+
+def _file_fingerprint(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _local_source(path: Path) -> Source:
+    if not path.exists():
+        raise DataError(f"data path {path} does not exist")
+    if path.is_dir() and (path / "aclImdb").is_dir():
+        path = path / "aclImdb"
+    if path.is_dir():
+        parts = [path / s / c for s in ("train", "test") for c in LABELS]
+        missing = [str(p) for p in parts if not p.is_dir()]
+        if missing:
+            raise DataError(f"{path} is not an aclImdb folder: missing {', '.join(missing)}")
+        return Source("local", str(path), "dir:" + ";".join(_file_fingerprint(p) for p in parts))
+    return Source("local", str(path), "tar:" + _file_fingerprint(path))
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "0") not in ("", "0") for v in
+               ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _resolves(url: str) -> bool:
+    """True if the URL's host has an address: a fast offline check before any retrying client."""
+    host = urllib.parse.urlparse(url).hostname
+    if host is None:
+        return True  # a local path given as the hub name or URL
+    try:
+        socket.getaddrinfo(host, None)
+        return True
+    except OSError:
+        return False
+
+
+def _downloaded_copy(cfg) -> Path:
+    name = Path(urllib.parse.urlparse(cfg.url).path).name or "aclImdb_v1.tar.gz"
+    return Path(cfg.cache_dir).expanduser() / name
+
+
+def locate(cfg) -> Source:
+    """Find the data named by cfg.source without reading it (downloading it if asked to)."""
+    path = cfg.path or os.environ.get(ENV_PATH)
+    if cfg.source == "local" or (cfg.source == "auto" and path):
+        if not path:
+            raise DataError(f"data.source=local needs data.path=... or ${ENV_PATH}")
+        return _local_source(Path(path).expanduser())
+    if cfg.source == "hub":
+        return Source("hub", cfg.hub_name, f"hub:{cfg.hub_name}")
+    if cfg.source == "download":
+        return _local_source(download(cfg.url, _downloaded_copy(cfg)))
+    # auto: an earlier download, then the hub, then the official tarball.
+    if _downloaded_copy(cfg).exists():
+        return _local_source(_downloaded_copy(cfg))
+    if not _offline() and _resolves(f"https://huggingface.co/{cfg.hub_name}"):
+        return Source("hub", cfg.hub_name, f"hub:{cfg.hub_name}")
+    if not _offline() and _resolves(cfg.url):
+        return _local_source(download(cfg.url, _downloaded_copy(cfg)))
+    raise DataError(
+        "no IMDB data found and no network: pass data.path=/path/to/aclImdb_v1.tar.gz "
+        f"(or an aclImdb folder), or set ${ENV_PATH}"
+    )
+
+
+def download(url: str, dest: Path) -> Path:
+    """Download url to dest with a progress bar; a partial file never takes dest's name."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as resp, open(part, "wb") as f:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {dest.name}") as bar:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as e:
+        part.unlink(missing_ok=True)
+        raise DataError(f"could not download {url}: {e}") from e
+    os.replace(part, dest)
+    return dest
+
+
+def read(source: Source) -> dict[str, Texts]:
+    """All labeled reviews of the source as {"train": ..., "test": ...}, in a fixed order."""
+    if source.kind == "hub":
+        return _read_hub(source.location)
+    path = Path(source.location)
+    rows = _read_folder(path) if path.is_dir() else _read_tarball(path)
+    out: dict[str, Texts] = {}
+    for split in ("train", "test"):
+        picked = sorted(r for r in rows if r[0] == split)  # (split, label, id, text)
+        if {r[1] for r in picked} != {0, 1}:
+            raise DataError(f"{path}: no {split} reviews of both labels in aclImdb/{split}/pos|neg")
+        out[split] = ([r[3] for r in picked], [r[1] for r in picked])
+    return out
+
+
+def _row(name: str, raw: bytes) -> tuple | None:
+    m = _MEMBER.search(name)
+    if m is None:
+        return None
+    split, label, review_id, _ = m.groups()
+    return split, LABELS.index(label), int(review_id), raw.decode("utf-8", errors="replace")
+
+
+def _read_tarball(path: Path) -> list[tuple]:
+    rows = []
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for member in tf:
+                if member.isfile() and _MEMBER.search(member.name):
+                    rows.append(_row(member.name, tf.extractfile(member).read()))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise DataError(f"{path} is not a readable aclImdb tarball: {e}") from e
+    return rows
+
+
+def _read_folder(path: Path) -> list[tuple]:
+    rows = []
+    for f in path.glob("*/*/*.txt"):
+        row = _row(f.as_posix(), f.read_bytes())
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _read_hub(name: str) -> dict[str, Texts]:
+    import datasets  # heavy import, only for this source
+
+    try:
+        ds = datasets.load_dataset(name)
+    except Exception as e:  # datasets raises many types for "not reachable / not found"
+        raise DataError(f"could not load {name!r} from the Hugging Face hub: {e}") from e
+    return {s: (list(ds[s]["text"]), [int(y) for y in ds[s]["label"]]) for s in ("train", "test")}
+
+
+def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (kept, held_out): `fraction` of each label held out, chosen with `seed`."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(labels)
+    kept, held = [], []
+    for label in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == label))
+        n_held = round(len(idx) * fraction)
+        held += idx[:n_held].tolist()
+        kept += idx[n_held:].tolist()
+    return sorted(kept), sorted(held)
+
+
+def _take(data: Texts, idx: list[int]) -> Texts:
+    return [data[0][i] for i in idx], [data[1][i] for i in idx]
+
+
+def load_splits(source: Source, val_fraction: float, split_seed: int,
+                limit: int | None = None) -> dict[str, Texts]:
+    """train / val (carved from train, stratified) / test, each cut to `limit` if given."""
+    raw = read(source)
+    train_idx, val_idx = stratified_split(raw["train"][1], val_fraction, split_seed)
+    splits = {"train": _take(raw["train"], train_idx), "val": _take(raw["train"], val_idx),
+              "test": raw["test"]}
+    if limit is not None:
+        for name, data in splits.items():
+            if limit < len(data[1]):
+                _, held = stratified_split(data[1], limit / len(data[1]), split_seed)
+                splits[name] = _take(data, held)
+    return splits

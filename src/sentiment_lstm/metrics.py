@@ -1,0 +1,41 @@
+"""Pure metric functions: accuracy, per-length buckets, Wilson intervals."""
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def bucket_names(edges: list[int]) -> list[str]:
+    """[0, 128, 256] -> ["0000-0127", "0128-0255", "0256-inf"]: zero-padded so they sort."""
+    width = max(4, len(str(edges[-1])))
+    names = [f"{lo:0{width}d}-{hi - 1:0{width}d}" for lo, hi in zip(edges, edges[1:])]
+    return names + [f"{edges[-1]:0{width}d}-inf"]
+
+
+def bucketize(lengths: Tensor, edges: list[int]) -> Tensor:
+    """Bucket index of each length: bucket k holds edges[k] <= length < edges[k + 1].
+    Lengths below edges[0] fall in bucket 0."""
+    return torch.bucketize(lengths, torch.tensor(edges[1:], dtype=lengths.dtype), right=True)
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion correct / n."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def accuracy_by_length(correct: Tensor, lengths: Tensor, edges: list[int]) -> dict[str, dict]:
+    """Per bucket of review length: {"n", "correct", "acc", "ci95"}. Empty buckets have acc nan."""
+    buckets = bucketize(lengths, edges)
+    table = {}
+    for k, name in enumerate(bucket_names(edges)):
+        hits = correct[buckets == k]
+        n, right = len(hits), int(hits.sum())
+        table[name] = {"n": n, "correct": right, "acc": right / n if n else math.nan,
+                       "ci95": list(wilson_interval(right, n))}
+    return table

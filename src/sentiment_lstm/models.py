@@ -1,0 +1,101 @@
+"""Classifier: embedding -> recurrent encoder -> pooling over time -> linear head.
+
+Every encoder has one contract, forward(x (T, B, E), lengths (B,)) -> (out (T, B, D), last (B, D)),
+with `out` zero at padded steps and `last` the state after each sequence's last real token
+(for a backward direction: after its first token).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sentiment_lstm.cells import LSTM
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of x (T, B, ...) within its own length; padding stays put."""
+    T = x.shape[0]
+    t = torch.arange(T, device=x.device)[:, None]  # (T, 1)
+    idx = torch.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)  # (T, B)
+    return x.gather(0, idx.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+def _mask(lengths: Tensor, T: int) -> Tensor:  # (T, B, 1), True at real tokens
+    return (torch.arange(T, device=lengths.device)[:, None] < lengths[None, :]).unsqueeze(-1)
+
+
+class CustomLSTMEncoder(nn.Module):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int,
+                 bidirectional: bool, dropout: float):
+        super().__init__()
+        self.lstm = LSTM(input_size, hidden_size, num_layers, bidirectional, dropout)
+        self.directions = 2 if bidirectional else 1
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        out, (h_n, _) = self.lstm(x, lengths)
+        last = h_n[-self.directions:].transpose(0, 1).reshape(x.shape[1], -1)  # (B, D*H)
+        return out, last
+
+
+class TorchEncoder(nn.Module):
+    """nn.RNN or nn.LSTM on padded input (packing is ~16x slower on CPU), one module per layer
+    and direction. Padding comes after each sequence, so a forward pass reads its state at
+    length-1; the backward direction runs forward over the reversed sequence."""
+
+    def __init__(self, rnn_class: type[nn.RNNBase], input_size: int, hidden_size: int,
+                 num_layers: int, bidirectional: bool, dropout: float):
+        super().__init__()
+        self.dropout = dropout
+        directions = 2 if bidirectional else 1
+        self.layers = nn.ModuleList(
+            nn.ModuleList(rnn_class(input_size if k == 0 else hidden_size * directions,
+                                    hidden_size) for _ in range(directions))
+            for k in range(num_layers))
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        T, B = x.shape[:2]
+        at_last = (lengths - 1).view(1, B, 1)  # index of each sequence's last real step
+        for k, layer in enumerate(self.layers):
+            if k > 0:
+                x = F.dropout(x, self.dropout, self.training)
+            fwd, _ = layer[0](x)  # (T, B, H)
+            outs, lasts = [fwd], [fwd.gather(0, at_last.expand(1, B, fwd.shape[-1]))[0]]
+            if len(layer) == 2:
+                bwd, _ = layer[1](reverse_padded(x, lengths))
+                outs.append(reverse_padded(bwd, lengths))
+                lasts.append(bwd.gather(0, at_last.expand(1, B, bwd.shape[-1]))[0])
+            x = torch.cat(outs, dim=-1) * _mask(lengths, T)
+        return x, torch.cat(lasts, dim=-1)
+
+
+class SentimentClassifier(nn.Module):
+    def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden_size: int = 256,
+                 num_layers: int = 1, encoder: str = "lstm", bidirectional: bool = False,
+                 dropout: float = 0.0, embed_dropout: float = 0.0, pooling: str = "last",
+                 num_classes: int = 2, pad_id: int = 0):
+        super().__init__()
+        if pooling not in ("last", "max", "mean"):
+            raise ValueError(f"unknown pooling {pooling!r}")
+        self.pooling, self.embed_dropout = pooling, embed_dropout
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        args = (embed_dim, hidden_size, num_layers, bidirectional, dropout)
+        if encoder == "lstm":
+            self.encoder = CustomLSTMEncoder(*args)
+        elif encoder in ("rnn", "torch_lstm"):
+            self.encoder = TorchEncoder(nn.RNN if encoder == "rnn" else nn.LSTM, *args)
+        else:
+            raise ValueError(f"unknown encoder {encoder!r}")
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+        x = self.embed(tokens.t())  # (T, B, E)
+        x = F.dropout(x, self.embed_dropout, self.training)
+        out, last = self.encoder(x, lengths)  # (T, B, D), (B, D)
+        if self.pooling == "last":
+            feats = last
+        elif self.pooling == "max":
+            feats = out.masked_fill(~_mask(lengths, out.shape[0]), float("-inf")).amax(0)
+        else:
+            feats = out.sum(0) / lengths[:, None].to(out.dtype)
+        return self.head(self.drop(feats))  # (B, num_classes)

@@ -1,0 +1,56 @@
+"""The only module that talks to TensorBoard."""
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+from torch.utils.tensorboard import SummaryWriter  # noqa: E402
+from torch.utils.tensorboard.summary import hparams  # noqa: E402
+
+
+class Tracker:
+    """Scalars named split/metric[/bucket], a per-length figure and the hparams entry."""
+
+    def __init__(self, log_dir: str | Path):
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
+
+    def by_length(self, split: str, table: dict[str, dict], step: int) -> None:
+        """`{split}/acc_by_len/<bucket>` scalars and a bar chart of accuracy per bucket."""
+        for bucket, row in table.items():
+            if row["n"]:
+                self.writer.add_scalar(f"{split}/acc_by_len/{bucket}", row["acc"], step)
+        self.writer.add_figure(f"{split}/acc_by_len", length_figure(table), step)
+
+    def hparams(self, params: dict, metrics: dict[str, float]) -> None:
+        """One hparams entry in this run's own event file (add_hparams would open a new run).
+        Each metric must also be logged as a scalar under the same tag."""
+        clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                 for k, v in params.items()}
+        for summary in hparams(clean, metrics):
+            self.writer.file_writer.add_summary(summary)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def length_figure(table: dict[str, dict]):
+    names = list(table)
+    accs = [100 * r["acc"] if r["n"] else 0.0 for r in table.values()]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bars = ax.bar(names, accs, color="#4c72b0")
+    for bar, row in zip(bars, table.values()):
+        if row["n"] and not math.isnan(row["acc"]):
+            ax.annotate(f"n={row['n']}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("review length (tokens)")
+    ax.set_ylabel("accuracy (%)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from sentiment_lstm.batching import (
+    BucketBatchSampler,
+    collate,
+    padding_fraction,
+    truncation_stats,
+)
+from sentiment_lstm.tokenizer import EncodedSplit
+
+
+def split_of(reviews: list[list[int]], labels: list[int] | None = None) -> EncodedSplit:
+    lengths = torch.tensor([len(r) for r in reviews])
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+    ids = torch.tensor([t for r in reviews for t in r], dtype=torch.int32)
+    return EncodedSplit(ids, offsets, torch.tensor(labels or [0] * len(reviews)))
+
+
+def test_collate_pads_truncates_head_or_tail_and_feeds_empty_reviews_one_pad():
+    split = split_of([[5, 6, 7, 8, 9], [3, 4], []], [1, 0, 1])
+    head = collate(split, torch.tensor([0, 1, 2]), max_len=3)
+    assert head.tokens.tolist() == [[5, 6, 7], [3, 4, 0], [0, 0, 0]]
+    assert head.lengths.tolist() == [3, 2, 1]
+    assert head.full_lengths.tolist() == [5, 2, 0]
+    assert head.labels.tolist() == [1, 0, 1]
+    tail = collate(split, torch.tensor([0, 1]), max_len=3, truncate="tail")
+    assert tail.tokens.tolist() == [[7, 8, 9], [3, 4, 0]]
+
+
+def test_truncation_stats():
+    split = split_of([[1] * 10, [1] * 4, [1] * 6])
+    stats = truncation_stats(split, max_len=5)
+    assert stats["truncated_reviews"] == pytest.approx(2 / 3)
+    assert stats["truncated_tokens"] == pytest.approx(6 / 20)
+
+
+def test_bucket_sampler_covers_every_review_once_per_epoch_and_reshuffles():
+    lengths = torch.randint(1, 500, (1000,), generator=torch.Generator().manual_seed(0))
+    sampler = BucketBatchSampler(lengths, batch_size=32, pool_batches=10, seed=1)
+    epoch0 = [b.tolist() for b in sampler]
+    assert len(epoch0) == len(sampler) == 32
+    assert sorted(i for b in epoch0 for i in b) == list(range(1000))
+    assert epoch0 == [b.tolist() for b in sampler]  # same epoch, same order
+    sampler.set_epoch(1)
+    assert epoch0 != [b.tolist() for b in sampler]
+
+
+def test_bucketing_cuts_padding():
+    lengths = torch.randint(1, 500, (2000,), generator=torch.Generator().manual_seed(0))
+    split = split_of([[1] * n for n in lengths.tolist()])
+    bucketed = padding_fraction(split, BucketBatchSampler(lengths, 32, pool_batches=50), 1000)
+    random = padding_fraction(split, BucketBatchSampler(lengths, 32, pool_batches=1), 1000)
+    assert bucketed < 0.05 < random
+
+
+def test_eval_sampler_sorts_by_length():
+    lengths = torch.tensor([5, 1, 4, 2, 3])
+    batches = [b.tolist() for b in BucketBatchSampler(lengths, 2, shuffle=False)]
+    assert batches == [[1, 3], [4, 2], [0]]

@@ -1,0 +1,63 @@
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from sentiment_lstm.cells import LSTM, LSTMCell, copy_from_nn_lstm
+
+
+def test_cell_matches_nn_lstmcell():
+    torch.manual_seed(0)
+    ref, cell = nn.LSTMCell(5, 7), LSTMCell(5, 7)
+    assert [(n, p.shape) for n, p in cell.named_parameters()] == [
+        (n, p.shape) for n, p in ref.named_parameters()]
+    cell.load_state_dict(ref.state_dict())
+    x, h, c = torch.randn(3, 5), torch.randn(3, 7), torch.randn(3, 7)
+    h_ref, c_ref = ref(x, (h, c))
+    h_new, c_new = cell(x, (h, c))
+    torch.testing.assert_close(h_new, h_ref, atol=1e-6, rtol=0)
+    torch.testing.assert_close(c_new, c_ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional):
+    torch.manual_seed(0)
+    T, B, E, H = 9, 5, 4, 6
+    ref = nn.LSTM(E, H, num_layers, bidirectional=bidirectional)
+    custom = LSTM(E, H, num_layers, bidirectional=bidirectional)
+    copy_from_nn_lstm(custom, ref)
+    lengths = torch.tensor([9, 3, 7, 1, 5])
+    x = torch.randn(T, B, E)
+    x_ref, x_new = x.clone().requires_grad_(), x.clone().requires_grad_()
+
+    packed, (h_ref, c_ref) = ref(pack_padded_sequence(x_ref, lengths, enforce_sorted=False))
+    out_ref, _ = pad_packed_sequence(packed, total_length=T)
+    out_new, (h_new, c_new) = custom(x_new, lengths)
+    for got, want in ((out_new, out_ref), (h_new, h_ref), (c_new, c_ref)):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+    w = torch.randn_like(out_ref)  # a loss that touches every output and final state
+    ((out_ref * w).sum() + h_ref.sum() + c_ref.pow(2).sum()).backward()
+    ((out_new * w).sum() + h_new.sum() + c_new.pow(2).sum()).backward()
+    torch.testing.assert_close(x_new.grad, x_ref.grad, atol=1e-5, rtol=0)
+    for k, layer in enumerate(custom.layers):
+        for direction in layer:
+            suffix = f"l{k}" + ("_reverse" if direction.reverse else "")
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                torch.testing.assert_close(getattr(direction.cell, name).grad,
+                                           getattr(ref, f"{name}_{suffix}").grad,
+                                           atol=1e-5, rtol=0, msg=f"{name}_{suffix}")
+
+
+def test_padding_does_not_change_outputs_or_states():
+    torch.manual_seed(0)
+    lstm = LSTM(3, 4, num_layers=2, bidirectional=True)
+    x = torch.randn(5, 1, 3)
+    out, (h, c) = lstm(x, torch.tensor([5]))
+    padded = torch.cat([x, torch.randn(4, 1, 3)])  # junk after the end must be ignored
+    out_p, (h_p, c_p) = lstm(padded, torch.tensor([5]))
+    torch.testing.assert_close(out_p[:5], out)
+    assert out_p[5:].abs().max() == 0
+    torch.testing.assert_close(h_p, h)
+    torch.testing.assert_close(c_p, c)

@@ -1,0 +1,85 @@
+"""End-to-end: the real CLI as a subprocess, on a small slice of the real IMDB tarball."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sentiment_lstm.checkpoint import load_bundle
+
+TINY = ["model.embed_dim=16", "model.hidden_size=16", "data.max_len=96", "data.batch_size=32",
+        "trainer.max_epochs=2", "trainer.progress=false", "data.vocab_size=2000",
+        "trainer.log_every=4"]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sentiment_lstm.train", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    (events,) = run_dir.glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert "test/acc_by_len" in tags["images"]
+    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
+    return {t: [e.value for e in acc.Scalars(t)] for t in tags["scalars"]}
+
+
+def test_sweep_trains_lstm_and_rnn_on_real_data(real_tarball, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "model=lstm,rnn", f"data.path={real_tarball}", "data.limit=240",
+                   f"data.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}", *TINY,
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "results.json").exists())
+    assert [r.name for r in runs] == ["0_lstm_s0", "1_rnn_s0"]
+    for run, encoder in zip(runs, ("lstm", "rnn")):
+        results = json.loads((run / "results.json").read_text())
+        assert results["encoder"] == encoder
+        assert len(results["history"]) == 2
+        test = results["test"]
+        assert test["n"] == 240
+        assert sum(b["n"] for b in test["acc_by_len"].values()) == 240
+        assert 0 <= test["acc"] <= 1
+        correct = sum(b["correct"] for b in test["acc_by_len"].values())
+        assert correct / 240 == pytest.approx(test["acc"])
+
+        logged = scalars(run)
+        for tag in ("train/loss", "train/acc", "train/lr", "train/grad_norm",
+                    "train/tokens_per_s", "val/loss", "val/acc", "test/acc",
+                    "data/padding_fraction", "data/truncated_reviews"):
+            assert tag in logged, tag
+        assert logged["val/acc"] == pytest.approx([h["val_acc"] for h in results["history"]])
+        assert logged["test/acc"] == pytest.approx([test["acc"]])
+        for bucket, row in test["acc_by_len"].items():
+            if row["n"]:
+                assert logged[f"test/acc_by_len/{bucket}"] == pytest.approx([row["acc"]])
+
+        best = load_bundle(run)  # a run directory resolves to best.ckpt
+        assert best["model_args"]["encoder"] == encoder
+        assert best["val_acc"] == pytest.approx(results["val"]["acc"])
+        assert (run / "tokenizer.json").is_file() and (run / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.colour=red", "colour"),
+    ("model.hidden_size=big", "hidden_size"),
+    ("model.hidden_size=-4", "model.hidden_size=-4 must be > 0"),
+    ("data.path=/nonexistent/aclImdb.tar.gz", "does not exist"),
+    ("data.path={corrupt}", "not a readable aclImdb tarball"),
+])
+def test_bad_input_fails_fast_with_one_clear_error(tmp_path, override, message):
+    corrupt = tmp_path / "corrupt.tar.gz"
+    corrupt.write_bytes(b"not a tarball at all")
+    run_dir = tmp_path / "run"
+    proc = run_cli(override.format(corrupt=corrupt), f"hydra.run.dir={run_dir}",
+                   f"data.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list(run_dir.glob("*.ckpt"))

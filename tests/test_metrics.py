@@ -1,0 +1,35 @@
+import math
+
+import pytest
+import torch
+
+from sentiment_lstm.metrics import accuracy_by_length, bucket_names, bucketize, wilson_interval
+
+
+def test_bucket_names_are_zero_padded_and_open_ended():
+    assert bucket_names([0, 128, 256]) == ["0000-0127", "0128-0255", "0256-inf"]
+    assert bucket_names([0, 10000]) == ["00000-09999", "10000-inf"]
+
+
+def test_bucketize_edges_belong_to_the_upper_bucket():
+    lengths = torch.tensor([0, 127, 128, 255, 256, 5000])
+    assert bucketize(lengths, [0, 128, 256]).tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_wilson_interval_hand_computed():
+    # p = 0.8, n = 10, z = 1.96: centre 0.7167, half-width 0.2254 (by hand)
+    lo, hi = wilson_interval(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-4)
+    assert hi == pytest.approx(0.9433, abs=1e-4)
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_accuracy_by_length_counts_and_accuracies():
+    lengths = torch.tensor([10, 20, 130, 140, 150, 300])
+    correct = torch.tensor([True, False, True, True, False, True])
+    table = accuracy_by_length(correct, lengths, [0, 128, 256, 512])
+    assert {k: (v["n"], v["correct"]) for k, v in table.items()} == {
+        "0000-0127": (2, 1), "0128-0255": (3, 2), "0256-0511": (1, 1), "0512-inf": (0, 0)}
+    assert table["0128-0255"]["acc"] == pytest.approx(2 / 3)
+    assert math.isnan(table["0512-inf"]["acc"])
+    assert sum(v["n"] for v in table.values()) == len(lengths)

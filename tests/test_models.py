@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+from sentiment_lstm.models import SentimentClassifier, reverse_padded
+
+
+def test_reverse_padded_reverses_within_length_and_is_its_own_inverse():
+    x = torch.arange(4).view(4, 1).repeat(1, 2)  # (T=4, B=2): 0 1 2 3 per column
+    lengths = torch.tensor([4, 2])
+    got = reverse_padded(x, lengths)
+    assert got[:, 0].tolist() == [3, 2, 1, 0]
+    assert got[:, 1].tolist() == [1, 0, 2, 3]
+    assert torch.equal(reverse_padded(got, lengths), x)
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "rnn", "torch_lstm"])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_never_changes_logits(encoder, pooling, bidirectional):
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=20, embed_dim=6, hidden_size=5, num_layers=2,
+                                encoder=encoder, bidirectional=bidirectional, pooling=pooling)
+    model.eval()
+    tokens = torch.tensor([[3, 4, 5, 6, 7, 8], [9, 10, 11, 0, 0, 0]])
+    lengths = torch.tensor([6, 3])
+    batch = model(tokens, lengths)
+    alone = model(tokens[1:, :3], lengths[1:])  # the short review with no padding at all
+    torch.testing.assert_close(batch[1:], alone, atol=1e-6, rtol=0)
+    more_pad = model(torch.cat([tokens, torch.zeros(2, 4, dtype=torch.long)], 1), lengths)
+    torch.testing.assert_close(more_pad, batch, atol=1e-6, rtol=0)
+
+
+def test_custom_lstm_and_torch_lstm_agree_with_copied_weights():
+    torch.manual_seed(0)
+    kw = dict(vocab_size=20, embed_dim=6, hidden_size=5, bidirectional=True, pooling="max")
+    custom = SentimentClassifier(encoder="lstm", **kw)
+    ref = SentimentClassifier(encoder="torch_lstm", **kw)
+    with torch.no_grad():
+        ref.embed.weight.copy_(custom.embed.weight)
+        ref.head.load_state_dict(custom.head.state_dict())
+        for direction, module in zip(custom.encoder.lstm.layers[0], ref.encoder.layers[0]):
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(module, f"{name}_l0").copy_(getattr(direction.cell, name))
+    tokens = torch.randint(1, 20, (3, 7))
+    lengths = torch.tensor([7, 2, 5])
+    torch.testing.assert_close(custom(tokens, lengths), ref(tokens, lengths), atol=1e-5, rtol=0)
+
+
+def test_unknown_encoder_is_refused():
+    with pytest.raises(ValueError, match="unknown encoder"):
+        SentimentClassifier(vocab_size=5, encoder="gru")
