@@ -40,7 +40,7 @@ def tiny_tarball(tmp_path) -> Path:
     return make_tarball(tmp_path / "aclImdb_v1.tar.gz")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_tarball() -> Path:
     assert REAL_TARBALL.is_file(), f"the real data set must be at {REAL_TARBALL}"
     return REAL_TARBALL

@@ -36,7 +36,7 @@ def _file_fingerprint(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def _local_source(path: Path) -> Source:
+def local_source(path: Path) -> Source:
     if not path.exists():
         raise DataError(f"data path {path} does not exist")
     if path.is_dir() and (path / "aclImdb").is_dir():
@@ -78,18 +78,18 @@ def locate(cfg) -> Source:
     if cfg.source == "local" or (cfg.source == "auto" and path):
         if not path:
             raise DataError(f"data.source=local needs data.path=... or ${ENV_PATH}")
-        return _local_source(Path(path).expanduser())
+        return local_source(Path(path).expanduser())
     if cfg.source == "hub":
         return Source("hub", cfg.hub_name, f"hub:{cfg.hub_name}")
     if cfg.source == "download":
-        return _local_source(download(cfg.url, _downloaded_copy(cfg)))
+        return local_source(download(cfg.url, _downloaded_copy(cfg)))
     # auto: an earlier download, then the hub, then the official tarball.
     if _downloaded_copy(cfg).exists():
-        return _local_source(_downloaded_copy(cfg))
+        return local_source(_downloaded_copy(cfg))
     if not _offline() and _resolves(f"https://huggingface.co/{cfg.hub_name}"):
         return Source("hub", cfg.hub_name, f"hub:{cfg.hub_name}")
     if not _offline() and _resolves(cfg.url):
-        return _local_source(download(cfg.url, _downloaded_copy(cfg)))
+        return local_source(download(cfg.url, _downloaded_copy(cfg)))
     raise DataError(
         "no IMDB data found and no network: pass data.path=/path/to/aclImdb_v1.tar.gz "
         f"(or an aclImdb folder), or set ${ENV_PATH}"

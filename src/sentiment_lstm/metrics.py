@@ -39,3 +39,17 @@ def accuracy_by_length(correct: Tensor, lengths: Tensor, edges: list[int]) -> di
         table[name] = {"n": n, "correct": right, "acc": right / n if n else math.nan,
                        "ci95": list(wilson_interval(right, n))}
     return table
+
+
+def binary_report(pred: Tensor, labels: Tensor) -> dict:
+    """Accuracy, precision / recall / F1 of the positive class (1), and the confusion matrix
+    as rows = true label, columns = predicted label."""
+    tp = int(((pred == 1) & (labels == 1)).sum())
+    fp = int(((pred == 1) & (labels == 0)).sum())
+    fn = int(((pred == 0) & (labels == 1)).sum())
+    tn = int(((pred == 0) & (labels == 0)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"n": len(labels), "acc": (tp + tn) / max(len(labels), 1), "precision": precision,
+            "recall": recall, "f1": f1, "confusion": [[tn, fp], [fn, tp]]}

@@ -1,0 +1,112 @@
+"""Evaluate a checkpoint on the IMDB test split or on any labeled CSV / JSONL file.
+
+    python -m sentiment_lstm.evaluate --checkpoint outputs/runs/<run>            # IMDB test
+    python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file labeled.csv  # text,label
+    python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file x.jsonl --out results.json
+
+Labels may be 0/1 or the checkpoint's label names (neg/pos). Writes a table to stdout and
+everything (per-length buckets with counts and 95% intervals too) to --out as JSON.
+"""
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from sentiment_lstm import data
+from sentiment_lstm.checkpoint import CheckpointError
+from sentiment_lstm.metrics import accuracy_by_length, binary_report
+from sentiment_lstm.predict import InputError, load_classifier, read_jsonl, read_lines
+
+
+def read_labeled(path: Path, labels: list[str], text_col: str = "text",
+                 label_col: str = "label") -> tuple[list[str], list[int]]:
+    """(texts, 0/1 labels) from a CSV with a header or a JSONL file."""
+    if path.suffix == ".jsonl":
+        rows = read_jsonl(str(path), (text_col, label_col))
+    else:
+        body = "\n".join(read_lines(str(path)))
+        rows = list(csv.DictReader(io.StringIO(body)))
+        if not rows or not {text_col, label_col} <= set(rows[0]):
+            found = ", ".join(rows[0]) if rows else "nothing"
+            raise InputError(f"{path}: needs columns {text_col!r} and {label_col!r}, "
+                             f"found {found}")
+    names = {name: i for i, name in enumerate(labels)} | {str(i): i for i in range(len(labels))}
+    texts, ys = [], []
+    for i, row in enumerate(rows, 1):
+        y = str(row[label_col]).strip().lower()
+        if y not in names:
+            raise InputError(f"{path}: row {i} has unknown label {row[label_col]!r} "
+                             f"(expected one of {', '.join(names)})")
+        texts.append(str(row[text_col]))
+        ys.append(names[y])
+    return texts, ys
+
+
+def evaluate_texts(clf, texts: list[str], labels: list[int], batch_size: int = 128) -> dict:
+    probs, lengths = clf.probabilities(texts, batch_size)
+    y = torch.tensor(labels)
+    pred = (probs >= 0.5).long()
+    report = binary_report(pred, y)
+    report["acc_by_len"] = accuracy_by_length(pred == y, lengths, clf.edges)
+    report["truncated"] = int((lengths > clf.max_len).sum())
+    return report
+
+
+def format_report(report: dict, labels: list[str]) -> str:
+    lines = [f"accuracy {100 * report['acc']:.2f}%  (n={report['n']})",
+             f"precision {report['precision']:.4f}  recall {report['recall']:.4f}  "
+             f"f1 {report['f1']:.4f}  (positive = {labels[1]})",
+             "", f"confusion (rows true, columns predicted: {labels[0]}, {labels[1]})"]
+    lines += [f"  {labels[i]:>5} {row[0]:>7} {row[1]:>7}" for i, row in
+              enumerate(report["confusion"])]
+    lines += ["", f"{'length':>10} {'n':>6} {'acc %':>7}  95% interval"]
+    for bucket, row in report["acc_by_len"].items():
+        if row["n"]:
+            lo, hi = row["ci95"]
+            lines.append(f"{bucket:>10} {row['n']:>6} {100 * row['acc']:>7.2f}  "
+                         f"[{100 * lo:.1f}, {100 * hi:.1f}]")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sentiment_lstm.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    ap.add_argument("--file", help="labeled CSV (header) or JSONL; default: the IMDB test split")
+    ap.add_argument("--data-path", help=f"IMDB tarball or folder (default ${data.ENV_PATH})")
+    ap.add_argument("--text-column", default="text")
+    ap.add_argument("--label-column", default="label")
+    ap.add_argument("--out", help="write the report as JSON here")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args(argv)
+    try:
+        clf = load_classifier(args.checkpoint, args.device)
+        if args.file:
+            texts, labels = read_labeled(Path(args.file), clf.labels, args.text_column,
+                                         args.label_column)
+        else:
+            path = args.data_path or os.environ.get(data.ENV_PATH)
+            if not path:
+                raise InputError(f"the IMDB test split needs --data-path or ${data.ENV_PATH}")
+            texts, labels = data.read(data.local_source(Path(path)))["test"]
+        report = evaluate_texts(clf, texts, labels, args.batch_size)
+    except (CheckpointError, InputError, data.DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(format_report(report, clf.labels))
+    if args.out:
+        Path(args.out).write_text(json.dumps(
+            {"checkpoint": str(args.checkpoint), "data": args.file or "imdb/test", **report},
+            indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""predict and evaluate on a checkpoint trained in the test on a slice of real IMDB."""
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_review
+from test_cli import TINY, run_cli
+
+from sentiment_lstm import evaluate, predict
+from sentiment_lstm.checkpoint import FORMAT
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, real_tarball) -> Path:
+    tmp = tmp_path_factory.mktemp("trained")
+    proc = run_cli(f"data.path={real_tarball}", "data.limit=200", f"data.cache_dir={tmp / 'c'}",
+                   f"hydra.run.dir={tmp / 'run'}", *TINY, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp / "run"
+
+
+def cli(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"sentiment_lstm.{module}", *args],
+                          input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def generated(n: int = 60) -> tuple[list[str], list[int]]:
+    rng = random.Random(1)
+    labels = [i % 2 for i in range(n)]
+    return [make_review(y, rng, words=rng.randint(3, 200)) for y in labels], labels
+
+
+def test_predict_and_evaluate_agree(run_dir, tmp_path):
+    texts, labels = generated()
+    (tmp_path / "reviews.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "labeled.jsonl").write_text("\n".join(
+        json.dumps({"text": t, "label": ["neg", "pos"][y]}) for t, y in zip(texts, labels)))
+    pred = cli("predict", "--checkpoint", str(run_dir), "--file", str(tmp_path / "reviews.txt"))
+    assert pred.returncode == 0, pred.stderr
+    rows = [json.loads(line) for line in pred.stdout.splitlines()]
+    assert len(rows) == 60
+    assert {r["label"] for r in rows} <= {"neg", "pos"}
+    assert all((r["prob_pos"] >= 0.5) == (r["label"] == "pos") for r in rows)
+    assert all(r["truncated"] == (r["tokens"] > 96) for r in rows)
+
+    out = tmp_path / "results.json"
+    ev = cli("evaluate", "--checkpoint", str(run_dir / "best.ckpt"), "--file",
+             str(tmp_path / "labeled.jsonl"), "--out", str(out))
+    assert ev.returncode == 0, ev.stderr
+    assert "accuracy" in ev.stdout and "confusion" in ev.stdout
+    report = json.loads(out.read_text())
+    hits = [r["label"] == ["neg", "pos"][y] for r, y in zip(rows, labels)]
+    assert report["acc"] == pytest.approx(sum(hits) / 60)
+    assert sum(sum(r) for r in report["confusion"]) == 60
+    assert sum(b["n"] for b in report["acc_by_len"].values()) == 60
+    by_bucket = {}
+    for r, hit in zip(rows, hits):
+        by_bucket.setdefault(r["bucket"], []).append(hit)
+    for bucket, row in report["acc_by_len"].items():
+        assert row["n"] == len(by_bucket.get(bucket, []))
+        assert row["correct"] == sum(by_bucket.get(bucket, []))
+
+
+def test_evaluate_on_imdb_test_split(run_dir, real_tarball):
+    ev = cli("evaluate", "--checkpoint", str(run_dir), "--data-path", str(real_tarball))
+    assert ev.returncode == 0, ev.stderr
+    assert "(n=25000)" in ev.stdout
+
+
+def test_predict_reads_stdin_text_flags_and_csv_labels(run_dir, tmp_path):
+    pred = cli("predict", "--checkpoint", str(run_dir), stdin="A great film.\nAwful.\n")
+    assert pred.returncode == 0 and len(pred.stdout.splitlines()) == 2
+    clf = predict.load_classifier(run_dir)
+    rows = clf.predict(["", "   ", "x " * 500_000])  # empty, blank, a 1 MB review
+    assert rows[0] == {"label": None, "prob_pos": None, "tokens": 0, "bucket": "0000-0127",
+                       "truncated": False, "empty": True}
+    assert rows[1]["empty"] and rows[1]["label"] is None
+    assert rows[2]["truncated"] and rows[2]["tokens"] == 500_000 and rows[2]["label"]
+    csv_path = tmp_path / "x.csv"
+    csv_path.write_text('text,label\n"Good, very good.",1\nBad.,NEG\n')
+    assert evaluate.read_labeled(csv_path, clf.labels) == (["Good, very good.", "Bad."], [1, 0])
+
+
+def write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("non_utf8", "line 2 is not valid UTF-8"),
+    ("empty_file", "no reviews"),
+    ("missing_file", "does not exist"),
+    ("bad_jsonl", 'line 1 is not a JSON object with a "text" field'),
+])
+def test_predict_bad_input(run_dir, tmp_path, capsys, case, message):
+    path = {"non_utf8": lambda: write(tmp_path / "a.txt", b"fine\nbad \xff\xfe bytes\n"),
+            "empty_file": lambda: write(tmp_path / "a.txt", b"\n  \n"),
+            "missing_file": lambda: tmp_path / "nope.txt",
+            "bad_jsonl": lambda: write(tmp_path / "a.jsonl", b'{"review": "x"}\n')}[case]()
+    assert predict.main(["--checkpoint", str(run_dir), "--file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"review,stars\nx,1\n", "needs columns 'text' and 'label'"),
+    (b"text,label\nx,maybe\n", "unknown label 'maybe'"),
+])
+def test_evaluate_bad_labeled_file(run_dir, tmp_path, capsys, content, message):
+    path = write(tmp_path / "l.csv", content)
+    assert evaluate.main(["--checkpoint", str(run_dir), "--file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "does not exist"),
+    ("no_ckpt_dir", "no best.ckpt or last.ckpt"),
+    ("truncated", "not a loadable checkpoint"),
+    ("not_ckpt", "not a loadable checkpoint"),
+    ("pickled", "not a loadable checkpoint"),
+    ("wrong_weights", "do not fit its model"),
+])
+def test_predict_bad_checkpoint(run_dir, tmp_path, capsys, case, message):
+    good = run_dir / "best.ckpt"
+    target = tmp_path / "x.ckpt"
+    if case == "no_ckpt_dir":
+        target = tmp_path
+    elif case == "truncated":
+        write(target, good.read_bytes()[:4000])
+    elif case == "not_ckpt":
+        write(target, b"just some text")
+    elif case == "pickled":
+        torch.save({"format": FORMAT, "obj": Path("x")}, target)
+    elif case == "wrong_weights":
+        bundle = torch.load(good, weights_only=True)
+        bundle["model_args"]["hidden_size"] = 7
+        torch.save(bundle, target)
+    assert predict.main(["--checkpoint", str(target), "--text", "ok"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
