@@ -1,0 +1,110 @@
+"""Forward+backward time of the custom LSTM against nn.LSTM (padded input) and nn.RNN.
+
+    python -m sentiment_lstm.bench                          # B=64 E=128 H=256, T=128,256,512
+    python -m sentiment_lstm.bench --layers 2 --bidirectional --json bench.json
+
+Candidates run interleaved in one process after a warm-up, so machine noise hits them alike;
+the ratio to nn.LSTM is the number to compare across machines. CUDA is timed with events.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from sentiment_lstm.cells import LSTM
+
+
+def candidates(E: int, H: int, layers: int, bidirectional: bool) -> dict[str, nn.Module]:
+    kw = dict(num_layers=layers, bidirectional=bidirectional)
+    return {"custom_lstm": LSTM(E, H, **kw), "nn.LSTM": nn.LSTM(E, H, **kw),
+            "nn.RNN": nn.RNN(E, H, **kw)}
+
+
+def fwd_bwd(model: nn.Module, x: Tensor, lengths: Tensor) -> Callable[[], None]:
+    def run() -> None:
+        out = model(x, lengths)[0] if isinstance(model, LSTM) else model(x)[0]
+        out.sum().backward()
+    return run
+
+
+def timed(fn: Callable[[], None], device: torch.device) -> float:
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1000
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench(device: torch.device, B: int, E: int, H: int, T: int, layers: int,
+          bidirectional: bool, repeats: int, warmup: int) -> list[dict]:
+    torch.manual_seed(0)
+    models = {k: m.to(device) for k, m in candidates(E, H, layers, bidirectional).items()}
+    x = torch.randn(T, B, E, device=device, requires_grad=True)
+    lengths = torch.full((B,), T, device=device)
+    runs = {k: fwd_bwd(m, x, lengths) for k, m in models.items()}
+    for _ in range(warmup):
+        for run in runs.values():
+            run()
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):  # interleaved: noise hits every candidate alike
+        for k, run in runs.items():
+            times[k].append(timed(run, device))
+    ref = statistics.median(times["nn.LSTM"])
+    rows = []
+    for k, ts in times.items():
+        t = statistics.median(ts)
+        rows.append({"device": device.type, "candidate": k, "B": B, "E": E, "H": H, "T": T,
+                     "layers": layers, "bidirectional": bidirectional, "seconds": t,
+                     "tokens_per_s": B * T / t, "ratio_to_nn_lstm": t / ref})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m sentiment_lstm.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--embed", type=int, default=128)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512])
+    ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--bidirectional", action="store_true")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    ap.add_argument("--json", help="also write the rows here")
+    args = ap.parse_args(argv)
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all") and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    machine = {"cpu": platform.processor() or platform.machine(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+    print(f"# {machine}")
+    print(f"{'device':>6} {'T':>5} {'candidate':>12} {'seconds':>9} {'tokens/s':>10} "
+          f"{'x nn.LSTM':>9}")
+    rows = []
+    for device in devices:
+        for T in args.lengths:
+            for row in bench(device, args.batch, args.embed, args.hidden, T, args.layers,
+                             args.bidirectional, args.repeats, args.warmup):
+                rows.append(row)
+                print(f"{row['device']:>6} {T:>5} {row['candidate']:>12} {row['seconds']:>9.4f} "
+                      f"{row['tokens_per_s']:>10.0f} {row['ratio_to_nn_lstm']:>9.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

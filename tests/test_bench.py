@@ -1,0 +1,17 @@
+import json
+
+from sentiment_lstm import bench
+
+
+def test_bench_times_every_candidate_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    bench.main(["--batch", "4", "--embed", "8", "--hidden", "8", "--lengths", "5", "7",
+                "--repeats", "2", "--warmup", "1", "--device", "cpu", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert {(r["candidate"], r["T"]) for r in rows} == {
+        (c, t) for c in ("custom_lstm", "nn.LSTM", "nn.RNN") for t in (5, 7)}
+    for r in rows:
+        assert r["seconds"] > 0 and r["tokens_per_s"] == 4 * r["T"] / r["seconds"]
+        if r["candidate"] == "nn.LSTM":
+            assert r["ratio_to_nn_lstm"] == 1.0
+    assert "custom_lstm" in capsys.readouterr().out
