@@ -15,3 +15,12 @@ def test_bench_times_every_candidate_and_writes_json(tmp_path, capsys):
         if r["candidate"] == "nn.LSTM":
             assert r["ratio_to_nn_lstm"] == 1.0
     assert "custom_lstm" in capsys.readouterr().out
+
+
+def test_bench_data_times_cold_and_warm_preparation(tmp_path, tiny_tarball):
+    out = tmp_path / "bench.json"
+    bench.main(["--lengths", "--data-path", str(tiny_tarball), "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert report["rows"] == []
+    assert report["data"]["prepare_cold_s"] > report["data"]["prepare_warm_s"] > 0
+    assert 0 <= report["data"]["padding_fraction"] < 1

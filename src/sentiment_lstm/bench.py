@@ -2,6 +2,7 @@
 
     python -m sentiment_lstm.bench                          # B=64 E=128 H=256, T=128,256,512
     python -m sentiment_lstm.bench --layers 2 --bidirectional --json bench.json
+    python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --lengths   # data prep only
 
 Candidates run interleaved in one process after a warm-up, so machine noise hits them alike;
 the ratio to nn.LSTM is the number to compare across machines. CUDA is timed with events.
@@ -11,13 +12,16 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from sentiment_lstm.batching import BucketBatchSampler, padding_fraction
 from sentiment_lstm.cells import LSTM
+from sentiment_lstm.config import DataConfig
 
 
 def candidates(E: int, H: int, layers: int, bidirectional: bool) -> dict[str, nn.Module]:
@@ -70,18 +74,40 @@ def bench(device: torch.device, B: int, E: int, H: int, T: int, layers: int,
     return rows
 
 
+def bench_data(path: str) -> dict:
+    """Cold (read, train tokenizer, encode) and warm (cache hit) preparation of full IMDB with
+    the default data settings, and the padding left by length bucketing."""
+    from omegaconf import OmegaConf
+
+    from sentiment_lstm.tokenizer import prepare
+
+    with tempfile.TemporaryDirectory() as cache:
+        cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {"path": path, "cache_dir": cache})
+        seconds = []
+        for _ in range(2):
+            t = time.perf_counter()
+            _, splits = prepare(cfg)
+            seconds.append(time.perf_counter() - t)
+    train = splits["train"]
+    sampler = BucketBatchSampler(train.lengths.clamp(max=cfg.max_len), cfg.batch_size,
+                                 cfg.pool_batches)
+    return {"prepare_cold_s": seconds[0], "prepare_warm_s": seconds[1],
+            "padding_fraction": padding_fraction(train, sampler, cfg.max_len)}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m sentiment_lstm.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--embed", type=int, default=128)
     ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--lengths", type=int, nargs="+", default=[128, 256, 512])
+    ap.add_argument("--lengths", type=int, nargs="*", default=[128, 256, 512])
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--bidirectional", action="store_true")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    ap.add_argument("--data-path", help="also time data preparation of this IMDB tarball")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
@@ -101,9 +127,13 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append(row)
                 print(f"{row['device']:>6} {T:>5} {row['candidate']:>12} {row['seconds']:>9.4f} "
                       f"{row['tokens_per_s']:>10.0f} {row['ratio_to_nn_lstm']:>9.2f}")
+    report = {"machine": machine, "rows": rows}
+    if args.data_path:
+        report["data"] = bench_data(args.data_path)
+        print(" ".join(f"{k} {v:.3f}" for k, v in report["data"].items()))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine, "rows": rows}, f, indent=2)
+            json.dump(report, f, indent=2)
 
 
 if __name__ == "__main__":

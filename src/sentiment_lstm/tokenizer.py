@@ -54,7 +54,7 @@ def build_tokenizer(texts: list[str], *, model: str = "word", vocab_size: int = 
 
 
 def encode(tok: Tokenizer, texts: list[str], labels: list[int] | None = None) -> EncodedSplit:
-    ids = [e.ids for e in tok.encode_batch(texts)]
+    ids = [e.ids for e in tok.encode_batch_fast(texts)]  # no character offsets: ~2x faster
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     flat = np.fromiter(chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum()))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
