@@ -64,12 +64,12 @@ class DataConfig:
 class ModelConfig:
     encoder: Encoder = Encoder.lstm
     embed_dim: int = 128
-    hidden_size: int = 256
+    hidden_size: int = 64
     num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.0
-    embed_dropout: float = 0.0
-    pooling: Pooling = Pooling.last
+    bidirectional: bool = True
+    dropout: float = 0.3
+    embed_dropout: float = 0.3
+    pooling: Pooling = Pooling.max
 
 
 @dataclass
@@ -83,7 +83,7 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 5
+    max_epochs: int = 4
     patience: int = 2  # epochs without a better val/acc before stopping
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default

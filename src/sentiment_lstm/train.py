@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from sentiment_lstm import __version__
 from sentiment_lstm.batching import BucketBatchSampler, batches, padding_fraction, truncation_stats
-from sentiment_lstm.checkpoint import FORMAT, CheckpointError, atomic_save
+from sentiment_lstm.checkpoint import FORMAT, CheckpointError, atomic_save, load_bundle
 from sentiment_lstm.config import ConfigError, register, validate
 from sentiment_lstm.data import LABELS, DataError
 from sentiment_lstm.metrics import accuracy_by_length
@@ -201,9 +201,10 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, step, 
 
 def _test(out: Path, test: EncodedSplit, cfg, device, tracker: Tracker, step: int) -> dict:
     """Evaluate the best checkpoint on the test split, overall and per review length."""
-    best = torch.load(out / "best.ckpt", map_location=device, weights_only=True)
-    model = SentimentClassifier(**best["model_args"]).to(device)
+    best = load_bundle(out / "best.ckpt")
+    model = SentimentClassifier(**best["model_args"])
     model.load_state_dict(best["state_dict"])
+    model.to(device)
     loss, correct = evaluate(model, test, cfg.data.max_len, cfg.data.truncate, device)
     table = accuracy_by_length(correct, test.lengths, list(cfg.eval.bucket_edges))
     acc = correct.float().mean().item()
