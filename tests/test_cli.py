@@ -70,6 +70,10 @@ def test_sweep_trains_lstm_and_rnn_on_real_data(real_tarball, tmp_path):
     ("model.colour=red", "colour"),
     ("model.hidden_size=big", "hidden_size"),
     ("model.hidden_size=-4", "model.hidden_size=-4 must be > 0"),
+    ("model.dropout=1", "model.dropout=1.0 must be in [0, 1)"),
+    ("optim.lr=-0.1", "optim.lr=-0.1 must be > 0"),
+    ("eval.bucket_edges=[0,512,256]", "eval.bucket_edges=[0, 512, 256] must be non-negative"),
+    ("trainer.resume=/nonexistent/run", "does not exist"),
     ("data.path=/nonexistent/aclImdb.tar.gz", "does not exist"),
     ("data.path={corrupt}", "not a readable aclImdb tarball"),
 ])

@@ -6,6 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
+
+from sentiment_lstm import __version__
+from sentiment_lstm.data import LABELS
 
 FORMAT = "sentiment_lstm/1"
 
@@ -31,6 +35,16 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_bundle(model: torch.nn.Module, model_args: dict, tokenizer, cfg, **extra) -> dict:
+    """A checkpoint that needs nothing but this package to reload, in weights_only-safe types:
+    weights, the model's keyword arguments, tokenizer, label names, truncation, the config."""
+    return {"format": FORMAT, "version": __version__, "model_args": model_args,
+            "state_dict": model.state_dict(), "tokenizer": tokenizer.to_str(),
+            "labels": list(LABELS),
+            "data": {"max_len": cfg.data.max_len, "truncate": str(cfg.data.truncate)},
+            "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), **extra}
 
 
 def load_bundle(path: str | Path) -> dict:

@@ -90,6 +90,8 @@ class TrainerConfig:
     log_every: int = 20  # optimizer steps between train scalars
     progress: bool = True
     test: bool = True  # evaluate the best checkpoint on the test split at the end
+    resume: str | None = None  # "auto" (newest unfinished run beside this one) or a run dir
+    skip_nonfinite: bool = False  # skip a batch with a non-finite loss instead of stopping
 
 
 @dataclass

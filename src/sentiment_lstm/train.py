@@ -2,11 +2,14 @@
 
     python -m sentiment_lstm.train model=rnn trainer.max_epochs=3
     python -m sentiment_lstm.train -m model=lstm,rnn seed=0,1,2
+    python -m sentiment_lstm.train trainer.resume=auto      # continue the newest unfinished run
 """
 
+import itertools
 import json
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,9 +23,9 @@ from tqdm import tqdm
 
 from sentiment_lstm import __version__
 from sentiment_lstm.batching import BucketBatchSampler, batches, padding_fraction, truncation_stats
-from sentiment_lstm.checkpoint import FORMAT, CheckpointError, atomic_save, load_bundle
-from sentiment_lstm.config import ConfigError, register, validate
-from sentiment_lstm.data import LABELS, DataError
+from sentiment_lstm.checkpoint import CheckpointError, atomic_save, load_bundle, make_bundle
+from sentiment_lstm.config import Config, ConfigError, register, validate
+from sentiment_lstm.data import DataError
 from sentiment_lstm.metrics import accuracy_by_length
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.tokenizer import EncodedSplit, prepare
@@ -32,18 +35,20 @@ log = logging.getLogger(__name__)
 EVAL_BATCH = 256
 
 
+class TrainingError(RuntimeError):
+    pass
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name} but CUDA is not available")
     return torch.device(name)
-
-
-def model_args(cfg: DictConfig, vocab_size: int) -> dict:
-    """The classifier's keyword arguments as plain values: what a checkpoint needs to rebuild it."""
-    args = OmegaConf.to_container(cfg.model, enum_to_str=True)
-    return {"vocab_size": vocab_size, **args}
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -72,17 +77,54 @@ def evaluate(model: SentimentClassifier, split: EncodedSplit, max_len: int, trun
     return total / len(split), correct
 
 
-def bundle(model, args, tok, cfg, **extra) -> dict:
-    """A checkpoint that needs nothing but this package to reload (weights_only-safe types)."""
-    return {"format": FORMAT, "version": __version__, "model_args": args,
-            "state_dict": model.state_dict(), "tokenizer": tok.to_str(), "labels": list(LABELS),
-            "data": {"max_len": cfg.data.max_len, "truncate": cfg.data.truncate.value},
-            "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), **extra}
+def find_resumable(runs_dir: Path, exclude: Path) -> Path | None:
+    """The newest run directory below runs_dir with a last.ckpt and no results.json."""
+    unfinished = [p.parent for p in runs_dir.glob("*/last.ckpt")
+                  if p.parent != exclude and not (p.parent / "results.json").exists()]
+    return max(unfinished, key=lambda p: (p / "last.ckpt").stat().st_mtime, default=None)
+
+
+def resolve_resume(cfg: DictConfig, out: Path) -> tuple[DictConfig, Path, dict | None]:
+    """(config, run directory, last checkpoint) for a fresh run or for trainer.resume=..."""
+    if cfg.trainer.resume is None:
+        return cfg, out, None
+    run = find_resumable(out.parent, out) if cfg.trainer.resume == "auto" else \
+        Path(cfg.trainer.resume)
+    if run is None:
+        log.info("trainer.resume=auto: no unfinished run in %s, starting afresh", out.parent)
+        return cfg, out, None
+    last = load_bundle(run / "last.ckpt" if run.is_dir() else run)
+    if "progress" not in last:
+        raise CheckpointError(f"{run} holds no resumable training state")
+    saved = OmegaConf.merge(OmegaConf.structured(Config), last["config"])
+    saved.trainer.resume = None
+    log.info("resuming %s at epoch %d, batch %d", run, last["progress"]["epoch"],
+             last["progress"]["batch"])
+    return saved, (run if run.is_dir() else run.parent), last
+
+
+class StopSignal:
+    """SIGINT / SIGTERM set a flag; training stops after the current step and saves."""
+
+    def __init__(self):
+        self.received: int | None = None
+
+    def __enter__(self) -> "StopSignal":
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     validate(cfg)
-    out = Path(out_dir)
+    cfg, out, last = resolve_resume(cfg, Path(out_dir))
+    validate(cfg)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -95,9 +137,9 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     prepare_s = time.perf_counter() - start
     log.info("data ready in %.1fs: %s", prepare_s, {k: len(v) for k, v in splits.items()})
 
-    args = model_args(cfg, tok.get_vocab_size())
+    args = {"vocab_size": tok.get_vocab_size(),
+            **OmegaConf.to_container(cfg.model, enum_to_str=True)}
     model = SentimentClassifier(**args).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
     train = splits["train"]
@@ -106,53 +148,61 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     total_steps = cfg.trainer.max_epochs * len(sampler)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(
         s, cfg.optim.warmup_steps, total_steps, cfg.optim.min_lr_ratio))
+    progress = {"epoch": 0, "batch": 0, "step": 0, "best_acc": -1.0, "best_epoch": -1,
+                "history": [], "train_tokens": 0, "train_time": 0.0, "skipped": 0,
+                "early_stopped": False,
+                "sums": [0.0, 0, 0, 0]}  # this epoch's loss sum, correct, seen, tokens
+    if last is not None:
+        model.load_state_dict(last["state_dict"])
+        opt.load_state_dict(last["optimizer"])
+        sched.load_state_dict(last["scheduler"])
+        torch.set_rng_state(last["rng"]["torch"])
+        if device.type == "cuda" and last["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(last["rng"]["cuda"])
+        progress = last["progress"]
+
+    def save_last() -> None:
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+        atomic_save(make_bundle(model, args, tok, cfg, epoch=progress["epoch"],
+                                step=progress["step"], optimizer=opt.state_dict(),
+                                scheduler=sched.state_dict(), rng=rng, progress=progress),
+                    out / "last.ckpt")
 
     tracker = Tracker(out)
     data_stats = {"data/padding_fraction": padding_fraction(train, sampler, d.max_len),
                   **{f"data/{k}": v for k, v in truncation_stats(train, d.max_len).items()}}
-    tracker.scalars(data_stats, 0)
+    if last is None:
+        tracker.scalars(data_stats, 0)
+    n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s: %d parameters on %s; %s", args["encoder"], n_params, device, data_stats)
 
-    history, best_acc, best_epoch, step = [], -1.0, -1, 0
-    train_tokens, train_time = 0, 0.0
-    for epoch in range(cfg.trainer.max_epochs):
-        sampler.set_epoch(epoch)
-        epoch_start = time.perf_counter()
-        stats = _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, step, epoch)
-        step += stats["steps"]
-        train_tokens += stats["tokens"]
-        train_time += time.perf_counter() - epoch_start
-        val_loss, val_correct = evaluate(model, splits["val"], d.max_len, d.truncate, device)
-        val_acc = val_correct.float().mean().item()
-        tracker.scalars({"val/loss": val_loss, "val/acc": val_acc}, step)
-        history.append({"epoch": epoch, "step": step, "train_loss": stats["loss"],
-                        "train_acc": stats["acc"], "val_loss": val_loss, "val_acc": val_acc,
-                        "seconds": time.perf_counter() - epoch_start})
-        log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0fs", epoch,
-                 stats["loss"], stats["acc"], val_loss, val_acc, history[-1]["seconds"])
-        meta = {"epoch": epoch, "step": step, "val_acc": val_acc}
-        if val_acc > best_acc:
-            best_acc, best_epoch = val_acc, epoch
-            atomic_save(bundle(model, args, tok, cfg, **meta), out / "best.ckpt")
-        atomic_save(bundle(model, args, tok, cfg, **meta, optimizer=opt.state_dict(),
-                           scheduler=sched.state_dict()), out / "last.ckpt")
-        if epoch - best_epoch >= cfg.trainer.patience:
-            log.info("early stop: no better val/acc for %d epochs", cfg.trainer.patience)
-            break
+    with StopSignal() as stop:
+        try:
+            _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, progress, stop,
+                    save_last, lambda **meta: atomic_save(
+                        make_bundle(model, args, tok, cfg, **meta), out / "best.ckpt"))
+        except Interrupted:
+            tracker.close()
+            name = signal.Signals(stop.received).name
+            raise Interrupted(f"{name}: stopped at step {progress['step']} and saved "
+                              f"{out / 'last.ckpt'}; resume with: python -m sentiment_lstm.train "
+                              f"trainer.resume={out}") from None
 
+    p = progress
     results = {"version": __version__, "encoder": args["encoder"], "seed": cfg.seed,
-               "params": n_params, "device": str(device), "best_epoch": best_epoch,
-               "val": {"acc": best_acc}, "data": data_stats, "history": history,
-               "timing": {"prepare_s": prepare_s, "train_s": train_time,
-                          "train_tokens_per_s": train_tokens / max(train_time, 1e-9)}}
-    tracker.scalars({"val/best_acc": best_acc}, step)
+               "params": n_params, "device": str(device), "best_epoch": p["best_epoch"],
+               "val": {"acc": p["best_acc"]}, "data": data_stats, "history": p["history"],
+               "skipped_batches": p["skipped"],
+               "timing": {"prepare_s": prepare_s, "train_s": p["train_time"],
+                          "train_tokens_per_s": p["train_tokens"] / max(p["train_time"], 1e-9)}}
+    tracker.scalars({"val/best_acc": p["best_acc"]}, p["step"])
+    metrics = {"val/best_acc": p["best_acc"]}
     if cfg.trainer.test:
-        results["test"] = _test(out, splits["test"], cfg, device, tracker, step)
+        results["test"] = _test(out, splits["test"], cfg, device, tracker, p["step"])
+        metrics["test/acc"] = results["test"]["acc"]
     results["timing"]["total_s"] = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    metrics = {"val/best_acc": best_acc}
-    if "test" in results:
-        metrics["test/acc"] = results["test"]["acc"]
     tracker.hparams({**OmegaConf.to_container(cfg.model, enum_to_str=True),
                      **{f"optim.{k}": v for k, v in cfg.optim.items()},
                      "data.max_len": d.max_len, "seed": cfg.seed}, metrics)
@@ -162,14 +212,49 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     return results
 
 
-def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, step, epoch) -> dict:
+def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, save_last,
+            save_best) -> None:
+    """Epochs from p["epoch"], batch p["batch"] on; updates the progress dict p in place."""
+    d = cfg.data
+    while p["epoch"] < cfg.trainer.max_epochs and not p["early_stopped"]:
+        sampler.set_epoch(p["epoch"])
+        epoch_start = time.perf_counter()
+        _train_epoch(model, opt, sched, splits["train"], sampler, cfg, device, tracker, p, stop,
+                     save_last)
+        p["train_time"] += time.perf_counter() - epoch_start
+        val_loss, val_correct = evaluate(model, splits["val"], d.max_len, d.truncate, device)
+        val_acc = val_correct.float().mean().item()
+        tracker.scalars({"val/loss": val_loss, "val/acc": val_acc}, p["step"])
+        loss_sum, correct, seen, _ = p["sums"]
+        p["history"].append({"epoch": p["epoch"], "step": p["step"],
+                             "train_loss": loss_sum / max(seen, 1),
+                             "train_acc": correct / max(seen, 1),
+                             "val_loss": val_loss, "val_acc": val_acc})
+        log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0fs",
+                 p["epoch"], loss_sum / max(seen, 1), correct / max(seen, 1), val_loss, val_acc,
+                 time.perf_counter() - epoch_start)
+        if val_acc > p["best_acc"]:
+            p["best_acc"], p["best_epoch"] = val_acc, p["epoch"]
+            save_best(epoch=p["epoch"], step=p["step"], val_acc=val_acc)
+        if p["epoch"] - p["best_epoch"] >= cfg.trainer.patience:
+            log.info("early stop: no better val/acc for %d epochs", cfg.trainer.patience)
+            p["early_stopped"] = True
+        p["epoch"], p["batch"], p["sums"] = p["epoch"] + 1, 0, [0.0, 0, 0, 0]
+        save_last()
+        if stop.received and not p["early_stopped"]:
+            raise Interrupted
+
+
+def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, stop,
+                 save_last) -> None:
     model.train()
     d = cfg.data
-    loss_sum = correct = seen = tokens = 0
     window_tokens, window_start = 0, time.perf_counter()
-    bar = tqdm(batches(train, sampler, d.max_len, d.truncate), total=len(sampler),
-               desc=f"epoch {epoch}", disable=not cfg.trainer.progress, leave=False)
-    for i, batch in enumerate(bar):
+    todo = itertools.islice(sampler, p["batch"], None)  # skip what a resumed run already did
+    bar = tqdm(batches(train, todo, d.max_len, d.truncate), total=len(sampler),
+               initial=p["batch"], desc=f"epoch {p['epoch']}", disable=not cfg.trainer.progress,
+               leave=False)
+    for batch in bar:
         b = batch.to(device)
         logits = model(b.tokens, b.lengths)
         loss = F.cross_entropy(logits, b.labels)
@@ -177,26 +262,39 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, step, 
         loss.backward()
         # Clip: a recurrent net's gradient can explode on long reviews and undo training.
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        opt.step()
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            where = f"step {p['step']} (epoch {p['epoch']}, batch {p['batch']})"
+            if not cfg.trainer.skip_nonfinite:
+                raise TrainingError(f"non-finite loss or gradient at {where}; the last good "
+                                    "checkpoint is last.ckpt (trainer.skip_nonfinite=true skips "
+                                    "such batches)")
+            log.warning("skipping batch with non-finite loss or gradient at %s", where)
+            p["skipped"] += 1
+        else:
+            opt.step()
         sched.step()
-        n = len(batch.labels)
-        loss_sum += loss.item() * n
-        correct += (logits.argmax(1) == b.labels).sum().item()
-        seen += n
-        batch_tokens = int(batch.lengths.sum())
-        tokens += batch_tokens
+        p["step"] += 1
+        p["batch"] += 1
+        n, batch_tokens = len(batch.labels), int(batch.lengths.sum())
+        sums = p["sums"]
+        sums[0] += loss.item() * n
+        sums[1] += int((logits.argmax(1) == b.labels).sum())
+        sums[2] += n
+        sums[3] += batch_tokens
+        p["train_tokens"] += batch_tokens
         window_tokens += batch_tokens
-        if (step + i + 1) % cfg.trainer.log_every == 0:
+        if p["step"] % cfg.trainer.log_every == 0:
             tok_s = window_tokens / (time.perf_counter() - window_start)
-            tracker.scalars({"train/loss": loss_sum / seen, "train/acc": correct / seen,
+            tracker.scalars({"train/loss": sums[0] / sums[2], "train/acc": sums[1] / sums[2],
                              "train/lr": sched.get_last_lr()[0],
                              "train/grad_norm": grad_norm.item(), "train/tokens_per_s": tok_s},
-                            step + i + 1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}",
+                            p["step"])
+            bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.3f}",
                             tok_s=f"{tok_s:.0f}")
             window_tokens, window_start = 0, time.perf_counter()
-    return {"steps": len(sampler), "loss": loss_sum / seen, "acc": correct / seen,
-            "tokens": tokens}
+        if stop.received:
+            save_last()
+            raise Interrupted
 
 
 def _test(out: Path, test: EncodedSplit, cfg, device, tracker: Tracker, step: int) -> dict:
@@ -223,7 +321,10 @@ register()
 def main(cfg: DictConfig) -> float:
     try:
         results = fit(cfg, HydraConfig.get().runtime.output_dir)
-    except (ConfigError, DataError, CheckpointError) as e:
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        sys.exit(130)
+    except (ConfigError, DataError, CheckpointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     return results["val"]["acc"]

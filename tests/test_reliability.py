@@ -1,0 +1,127 @@
+"""Resume after SIGTERM, crash-safe checkpoints, non-finite losses, determinism."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import make_tarball
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sentiment_lstm import checkpoint
+
+SMALL = ["model.embed_dim=32", "model.hidden_size=32", "data.batch_size=16",
+         "data.min_frequency=1", "trainer.max_epochs=3", "trainer.patience=3",
+         "trainer.progress=false", "trainer.log_every=5", "trainer.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def data_args(tmp_path_factory) -> list[str]:
+    tmp = tmp_path_factory.mktemp("data")
+    tarball = make_tarball(tmp / "imdb.tar.gz", per_label=150)
+    return [f"data.path={tarball}", f"data.cache_dir={tmp / 'cache'}"]
+
+
+def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sentiment_lstm.train", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def start(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sentiment_lstm.train", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def final_state(run: Path) -> tuple[dict, dict]:
+    results = json.loads((run / "results.json").read_text())
+    return results, checkpoint.load_bundle(run / "last.ckpt")["state_dict"]
+
+
+def logged_steps(run: Path, tag: str = "train/loss") -> list[int]:
+    steps = []
+    for events in sorted(run.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        acc.Reload()
+        if tag in acc.Tags()["scalars"]:
+            steps += [e.step for e in acc.Scalars(tag)]
+    return steps
+
+
+def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_args):
+    full = tmp_path / "full"
+    assert train(*data_args, *SMALL, f"hydra.run.dir={full}", cwd=tmp_path).returncode == 0
+
+    cut = tmp_path / "runs" / "cut"
+    proc = start(*data_args, *SMALL, f"hydra.run.dir={cut}", cwd=tmp_path)
+    deadline = time.time() + 120
+    while "parameters on" not in _read(cut / "train.log"):
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(1.0)  # well inside training: a full run takes several seconds
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"trainer.resume={cut}" in err and "Traceback" not in err
+    assert not (cut / "results.json").exists()
+    progress = checkpoint.load_bundle(cut / "last.ckpt")["progress"]
+    assert (progress["epoch"], progress["batch"]) != (0, 0)
+
+    # trainer.resume=auto finds the unfinished run beside the new one
+    resumed = train("trainer.resume=auto", f"hydra.run.dir={tmp_path / 'runs' / 'again'}",
+                    *data_args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (full_results, full_weights), (cut_results, cut_weights) = final_state(full), final_state(cut)
+    for key in ("val", "test", "best_epoch"):
+        assert cut_results[key] == full_results[key]
+    assert [h["val_acc"] for h in cut_results["history"]] == [
+        h["val_acc"] for h in full_results["history"]]
+    for name, tensor in full_weights.items():
+        assert torch.equal(cut_weights[name], tensor), name
+    assert logged_steps(cut) == logged_steps(full)  # no gap, no duplicate step
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def test_same_seed_gives_identical_results(tmp_path, data_args):
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for run in runs:
+        proc = train(*data_args, *SMALL, "trainer.max_epochs=1", f"hydra.run.dir={run}",
+                     cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = (json.loads((r / "results.json").read_text()) for r in runs)
+    assert a["val"] == b["val"] and a["test"] == b["test"]
+
+
+def test_crash_between_write_and_rename_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    checkpoint.atomic_save({"format": checkpoint.FORMAT, "step": 1}, path)
+
+    def crash(src, dst):
+        raise OSError("simulated crash before rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError, match="simulated"):
+        checkpoint.atomic_save({"format": checkpoint.FORMAT, "step": 2}, path)
+    monkeypatch.undo()
+    assert checkpoint.load_bundle(path)["step"] == 1
+    assert os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_non_finite_loss_stops_with_clear_error_or_is_skipped(tmp_path, data_args):
+    blow_up = [*data_args, *SMALL, "optim.lr=1e30", "optim.warmup_steps=0",
+               "trainer.max_epochs=1"]
+    proc = train(*blow_up, f"hydra.run.dir={tmp_path / 'stop'}", cwd=tmp_path)
+    err = proc.stderr
+    assert proc.returncode == 2
+    assert "non-finite loss or gradient at step" in err and "Traceback" not in err
+    proc = train(*blow_up, "trainer.skip_nonfinite=true", f"hydra.run.dir={tmp_path / 'skip'}",
+                 cwd=tmp_path)
+    assert proc.returncode == 0
+    assert json.loads((tmp_path / "skip" / "results.json").read_text())["skipped_batches"] > 0
