@@ -1,5 +1,8 @@
 import json
 
+import pytest
+from conftest import make_tarball
+
 from sentiment_lstm import bench
 
 
@@ -17,10 +20,15 @@ def test_bench_times_every_candidate_and_writes_json(tmp_path, capsys):
     assert "custom_lstm" in capsys.readouterr().out
 
 
-def test_bench_data_times_cold_and_warm_preparation(tmp_path, tiny_tarball):
+def test_bench_data_times_preparation_and_the_training_loop(tmp_path):
+    tarball = make_tarball(tmp_path / "imdb.tar.gz", per_label=200)
     out = tmp_path / "bench.json"
-    bench.main(["--lengths", "--data-path", str(tiny_tarball), "--json", str(out)])
+    bench.main(["--lengths", "--data-path", str(tarball), "--loop", "--json", str(out)])
     report = json.loads(out.read_text())
     assert report["rows"] == []
-    assert report["data"]["prepare_cold_s"] > report["data"]["prepare_warm_s"] > 0
-    assert 0 <= report["data"]["padding_fraction"] < 1
+    data = report["data"]
+    assert data["prepare_cold_s"] > data["prepare_warm_s"] > 0
+    assert 0 <= data["padding_fraction"] < 1
+    assert data["pure_tokens_per_s"] > 0 and data["loop_tokens_per_s"] > 0
+    assert data["loop_over_pure"] == pytest.approx(
+        data["loop_tokens_per_s"] / data["pure_tokens_per_s"])

@@ -11,7 +11,7 @@ import torch
 from conftest import make_review
 from test_cli import TINY, run_cli
 
-from sentiment_lstm import evaluate, predict
+from sentiment_lstm import bench, evaluate, predict
 from sentiment_lstm.checkpoint import FORMAT
 
 
@@ -70,6 +70,11 @@ def test_evaluate_on_imdb_test_split(run_dir, real_tarball):
     ev = cli("evaluate", "--checkpoint", str(run_dir), "--data-path", str(real_tarball))
     assert ev.returncode == 0, ev.stderr
     assert "(n=25000)" in ev.stdout
+
+
+def test_bench_measures_predict_throughput(run_dir, real_tarball):
+    report = bench.bench_predict(str(run_dir), str(real_tarball), n=300)
+    assert report["predict_reviews"] == 300 and report["predict_reviews_per_s"] > 0
 
 
 def test_predict_reads_stdin_text_flags_and_csv_labels(run_dir, tmp_path):

@@ -91,10 +91,13 @@ def _read(path: Path) -> str:
 
 def test_same_seed_gives_identical_results(tmp_path, data_args):
     runs = [tmp_path / "a", tmp_path / "b"]
-    for run in runs:
-        proc = train(*data_args, *SMALL, "trainer.max_epochs=1", f"hydra.run.dir={run}",
-                     cwd=tmp_path)
+    for run, keep in zip(runs, ("false", "true")):
+        proc = train(*data_args, *SMALL, "trainer.max_epochs=2", f"hydra.run.dir={run}",
+                     f"trainer.keep_epoch_checkpoints={keep}", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in runs[0].glob("*.ckpt")) == ["best.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in runs[1].glob("*.ckpt")) == [
+        "best.ckpt", "epoch000.ckpt", "epoch001.ckpt", "last.ckpt"]
     a, b = (json.loads((r / "results.json").read_text()) for r in runs)
     assert a["val"] == b["val"] and a["test"] == b["test"]
 

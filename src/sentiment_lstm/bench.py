@@ -3,12 +3,14 @@
     python -m sentiment_lstm.bench                          # B=64 E=128 H=256, T=128,256,512
     python -m sentiment_lstm.bench --layers 2 --bidirectional --json bench.json
     python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --lengths   # data prep only
+    python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --predict outputs/runs/<run>
 
 Candidates run interleaved in one process after a warm-up, so machine noise hits them alike;
 the ratio to nn.LSTM is the number to compare across machines. CUDA is timed with events.
 """
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -17,11 +19,15 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from sentiment_lstm.batching import BucketBatchSampler, padding_fraction
+from sentiment_lstm.batching import BucketBatchSampler, collate, padding_fraction
 from sentiment_lstm.cells import LSTM
-from sentiment_lstm.config import DataConfig
+from sentiment_lstm.config import DataConfig, ModelConfig
+from sentiment_lstm.models import SentimentClassifier
+from sentiment_lstm.tokenizer import prepare
 
 
 def candidates(E: int, H: int, layers: int, bidirectional: bool) -> dict[str, nn.Module]:
@@ -74,25 +80,70 @@ def bench(device: torch.device, B: int, E: int, H: int, T: int, layers: int,
     return rows
 
 
-def bench_data(path: str) -> dict:
+def bench_data(path: str) -> tuple[dict, tuple]:
     """Cold (read, train tokenizer, encode) and warm (cache hit) preparation of full IMDB with
     the default data settings, and the padding left by length bucketing."""
-    from omegaconf import OmegaConf
-
-    from sentiment_lstm.tokenizer import prepare
-
     with tempfile.TemporaryDirectory() as cache:
         cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {"path": path, "cache_dir": cache})
         seconds = []
         for _ in range(2):
             t = time.perf_counter()
-            _, splits = prepare(cfg)
+            tok, splits = prepare(cfg)
             seconds.append(time.perf_counter() - t)
-    train = splits["train"]
-    sampler = BucketBatchSampler(train.lengths.clamp(max=cfg.max_len), cfg.batch_size,
-                                 cfg.pool_batches)
-    return {"prepare_cold_s": seconds[0], "prepare_warm_s": seconds[1],
-            "padding_fraction": padding_fraction(train, sampler, cfg.max_len)}
+    sampler = BucketBatchSampler(splits["train"].lengths.clamp(max=cfg.max_len),
+                                 cfg.batch_size, cfg.pool_batches)
+    report = {"prepare_cold_s": seconds[0], "prepare_warm_s": seconds[1],
+              "padding_fraction": padding_fraction(splits["train"], sampler, cfg.max_len)}
+    return report, (cfg, tok, splits["train"], sampler)
+
+
+def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
+    """Training-loop tokens/s (collate, step, optimizer, clipping) against the model's own
+    forward+backward tokens/s on the same real IMDB batches, default model settings."""
+    index = list(itertools.islice(sampler, n_batches + 1))
+    model_args = OmegaConf.to_container(OmegaConf.structured(ModelConfig), enum_to_str=True)
+    model = SentimentClassifier(vocab_size=tok.get_vocab_size(), **model_args)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ready = [collate(train, i, cfg.max_len) for i in index]
+
+    def pure() -> None:
+        for b in ready[1:]:
+            F.cross_entropy(model(b.tokens, b.lengths), b.labels).backward()
+
+    def loop() -> None:
+        for i in index[1:]:
+            b = collate(train, i, cfg.max_len)
+            logits = model(b.tokens, b.lengths)
+            loss = F.cross_entropy(logits, b.labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            loss.item(), (logits.argmax(1) == b.labels).sum().item()
+
+    F.cross_entropy(model(ready[0].tokens, ready[0].lengths), ready[0].labels).backward()
+    tokens = sum(int(b.lengths.sum()) for b in ready[1:])
+    pure_s, loop_s = timed(pure, torch.device("cpu")), timed(loop, torch.device("cpu"))
+    return {"pure_tokens_per_s": tokens / pure_s, "loop_tokens_per_s": tokens / loop_s,
+            "loop_over_pure": pure_s / loop_s}
+
+
+def bench_predict(checkpoint: str, path: str, n: int = 5000) -> dict:
+    """Batch-mode predict throughput (tokenizing included) on n IMDB test reviews."""
+    from pathlib import Path
+
+    from sentiment_lstm import data
+    from sentiment_lstm.predict import load_classifier
+
+    texts = data.read(data.local_source(Path(path)))["test"][0]
+    texts = texts[:: max(1, len(texts) // n)][:n]  # both labels, every length
+    clf = load_classifier(checkpoint, "cpu")
+    clf.predict(texts[:256])  # warm-up
+    t = time.perf_counter()
+    clf.predict(texts)
+    seconds = time.perf_counter() - t
+    return {"predict_reviews": len(texts), "predict_s": seconds,
+            "predict_reviews_per_s": len(texts) / seconds}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     ap.add_argument("--data-path", help="also time data preparation of this IMDB tarball")
+    ap.add_argument("--loop", action="store_true",
+                    help="with --data-path: training-loop against pure model tokens/s")
+    ap.add_argument("--predict", metavar="CHECKPOINT",
+                    help="with --data-path: predict throughput of this checkpoint")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
@@ -129,7 +184,11 @@ def main(argv: list[str] | None = None) -> None:
                       f"{row['tokens_per_s']:>10.0f} {row['ratio_to_nn_lstm']:>9.2f}")
     report = {"machine": machine, "rows": rows}
     if args.data_path:
-        report["data"] = bench_data(args.data_path)
+        report["data"], prepared = bench_data(args.data_path)
+        if args.loop:
+            report["data"] |= bench_loop(*prepared)
+        if args.predict:
+            report["data"] |= bench_predict(args.predict, args.data_path)
         print(" ".join(f"{k} {v:.3f}" for k, v in report["data"].items()))
     if args.json:
         with open(args.json, "w") as f:

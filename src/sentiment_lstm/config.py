@@ -92,6 +92,7 @@ class TrainerConfig:
     test: bool = True  # evaluate the best checkpoint on the test split at the end
     resume: str | None = None  # "auto" (newest unfinished run beside this one) or a run dir
     skip_nonfinite: bool = False  # skip a batch with a non-finite loss instead of stopping
+    keep_epoch_checkpoints: bool = False  # also keep epochNNN.ckpt, not only best and last
 
 
 @dataclass

@@ -164,10 +164,12 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     def save_last() -> None:
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
-        atomic_save(make_bundle(model, args, tok, cfg, epoch=progress["epoch"],
-                                step=progress["step"], optimizer=opt.state_dict(),
-                                scheduler=sched.state_dict(), rng=rng, progress=progress),
-                    out / "last.ckpt")
+        state = make_bundle(model, args, tok, cfg, epoch=progress["epoch"],
+                            step=progress["step"], optimizer=opt.state_dict(),
+                            scheduler=sched.state_dict(), rng=rng, progress=progress)
+        atomic_save(state, out / "last.ckpt")
+        if cfg.trainer.keep_epoch_checkpoints and progress["batch"] == 0:  # an epoch's end
+            atomic_save(state, out / f"epoch{progress['epoch'] - 1:03d}.ckpt")
 
     tracker = Tracker(out)
     data_stats = {"data/padding_fraction": padding_fraction(train, sampler, d.max_len),
