@@ -1,17 +1,20 @@
-"""Atomic save, safe load (weights_only), and the self-contained checkpoint bundle."""
+"""Atomic save, safe load (weights_only), the self-contained bundle, and finding what to resume."""
 
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from sentiment_lstm import __version__
+from sentiment_lstm.config import Config
 from sentiment_lstm.data import LABELS
 
 FORMAT = "sentiment_lstm/1"
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -67,3 +70,29 @@ def load_bundle(path: str | Path) -> dict:
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint")
     return bundle
+
+
+def find_resumable(runs_dir: Path, exclude: Path) -> Path | None:
+    """The newest run directory below runs_dir with a last.ckpt and no results.json."""
+    unfinished = [p.parent for p in runs_dir.glob("*/last.ckpt")
+                  if p.parent != exclude and not (p.parent / "results.json").exists()]
+    return max(unfinished, key=lambda p: (p / "last.ckpt").stat().st_mtime, default=None)
+
+
+def resolve_resume(cfg: DictConfig, out: Path) -> tuple[DictConfig, Path, dict | None]:
+    """(config, run directory, last checkpoint) for a fresh run or for trainer.resume=..."""
+    if cfg.trainer.resume is None:
+        return cfg, out, None
+    run = find_resumable(out.parent, out) if cfg.trainer.resume == "auto" else \
+        Path(cfg.trainer.resume)
+    if run is None:
+        log.info("trainer.resume=auto: no unfinished run in %s, starting afresh", out.parent)
+        return cfg, out, None
+    last = load_bundle(run / "last.ckpt" if run.is_dir() else run)
+    if "progress" not in last:
+        raise CheckpointError(f"{run} holds no resumable training state")
+    saved = OmegaConf.merge(OmegaConf.structured(Config), last["config"])
+    saved.trainer.resume = None
+    log.info("resuming %s at epoch %d, batch %d", run, last["progress"]["epoch"],
+             last["progress"]["batch"])
+    return saved, (run if run.is_dir() else run.parent), last

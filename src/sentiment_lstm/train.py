@@ -23,8 +23,14 @@ from tqdm import tqdm
 
 from sentiment_lstm import __version__
 from sentiment_lstm.batching import BucketBatchSampler, batches, padding_fraction, truncation_stats
-from sentiment_lstm.checkpoint import CheckpointError, atomic_save, load_bundle, make_bundle
-from sentiment_lstm.config import Config, ConfigError, register, validate
+from sentiment_lstm.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    load_bundle,
+    make_bundle,
+    resolve_resume,
+)
+from sentiment_lstm.config import ConfigError, register, validate
 from sentiment_lstm.data import DataError
 from sentiment_lstm.metrics import accuracy_by_length
 from sentiment_lstm.models import SentimentClassifier
@@ -77,32 +83,6 @@ def evaluate(model: SentimentClassifier, split: EncodedSplit, max_len: int, trun
     return total / len(split), correct
 
 
-def find_resumable(runs_dir: Path, exclude: Path) -> Path | None:
-    """The newest run directory below runs_dir with a last.ckpt and no results.json."""
-    unfinished = [p.parent for p in runs_dir.glob("*/last.ckpt")
-                  if p.parent != exclude and not (p.parent / "results.json").exists()]
-    return max(unfinished, key=lambda p: (p / "last.ckpt").stat().st_mtime, default=None)
-
-
-def resolve_resume(cfg: DictConfig, out: Path) -> tuple[DictConfig, Path, dict | None]:
-    """(config, run directory, last checkpoint) for a fresh run or for trainer.resume=..."""
-    if cfg.trainer.resume is None:
-        return cfg, out, None
-    run = find_resumable(out.parent, out) if cfg.trainer.resume == "auto" else \
-        Path(cfg.trainer.resume)
-    if run is None:
-        log.info("trainer.resume=auto: no unfinished run in %s, starting afresh", out.parent)
-        return cfg, out, None
-    last = load_bundle(run / "last.ckpt" if run.is_dir() else run)
-    if "progress" not in last:
-        raise CheckpointError(f"{run} holds no resumable training state")
-    saved = OmegaConf.merge(OmegaConf.structured(Config), last["config"])
-    saved.trainer.resume = None
-    log.info("resuming %s at epoch %d, batch %d", run, last["progress"]["epoch"],
-             last["progress"]["batch"])
-    return saved, (run if run.is_dir() else run.parent), last
-
-
 class StopSignal:
     """SIGINT / SIGTERM set a flag; training stops after the current step and saves."""
 
@@ -151,7 +131,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_acc": -1.0, "best_epoch": -1,
                 "history": [], "train_tokens": 0, "train_time": 0.0, "skipped": 0,
                 "early_stopped": False,
-                "sums": [0.0, 0, 0, 0]}  # this epoch's loss sum, correct, seen, tokens
+                "sums": [0.0, 0, 0]}  # this epoch's loss sum, correct, seen
     if last is not None:
         model.load_state_dict(last["state_dict"])
         opt.load_state_dict(last["optimizer"])
@@ -227,7 +207,7 @@ def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, s
         val_loss, val_correct = evaluate(model, splits["val"], d.max_len, d.truncate, device)
         val_acc = val_correct.float().mean().item()
         tracker.scalars({"val/loss": val_loss, "val/acc": val_acc}, p["step"])
-        loss_sum, correct, seen, _ = p["sums"]
+        loss_sum, correct, seen = p["sums"]
         p["history"].append({"epoch": p["epoch"], "step": p["step"],
                              "train_loss": loss_sum / max(seen, 1),
                              "train_acc": correct / max(seen, 1),
@@ -241,7 +221,7 @@ def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, s
         if p["epoch"] - p["best_epoch"] >= cfg.trainer.patience:
             log.info("early stop: no better val/acc for %d epochs", cfg.trainer.patience)
             p["early_stopped"] = True
-        p["epoch"], p["batch"], p["sums"] = p["epoch"] + 1, 0, [0.0, 0, 0, 0]
+        p["epoch"], p["batch"], p["sums"] = p["epoch"] + 1, 0, [0.0, 0, 0]
         save_last()
         if stop.received and not p["early_stopped"]:
             raise Interrupted
@@ -282,7 +262,6 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
         sums[0] += loss.item() * n
         sums[1] += int((logits.argmax(1) == b.labels).sum())
         sums[2] += n
-        sums[3] += batch_tokens
         p["train_tokens"] += batch_tokens
         window_tokens += batch_tokens
         if p["step"] % cfg.trainer.log_every == 0:
