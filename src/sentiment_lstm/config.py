@@ -56,7 +56,7 @@ class DataConfig:
     min_frequency: int = 2
     max_len: int = 400
     truncate: Truncate = Truncate.head
-    batch_size: int = 64
+    batch_size: int = 128
     pool_batches: int = 50  # batches per shuffle pool: sorted inside a pool to cut padding
 
 
@@ -74,7 +74,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 2e-3
+    lr: float = 3e-3
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     warmup_steps: int = 100
@@ -83,7 +83,7 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = 4
+    max_epochs: int = 6
     patience: int = 2  # epochs without a better val/acc before stopping
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
