@@ -19,11 +19,10 @@ from torch import Tensor
 
 from sentiment_lstm.batching import BucketBatchSampler, batches
 from sentiment_lstm.checkpoint import CheckpointError, load_bundle
+from sentiment_lstm.config import EvalConfig
 from sentiment_lstm.metrics import bucket_names, bucketize
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.tokenizer import encode
-
-DEFAULT_EDGES = [0, 128, 256, 512, 1024]
 
 
 class InputError(ValueError):
@@ -39,7 +38,8 @@ class Classifier:
         self.device = torch.device(device)
         self.labels: list[str] = bundle["labels"]
         self.max_len, self.truncate = bundle["data"]["max_len"], bundle["data"]["truncate"]
-        self.edges = bundle["config"].get("eval", {}).get("bucket_edges", DEFAULT_EDGES)
+        self.edges = bundle["config"].get("eval", {}).get("bucket_edges",
+                                                          EvalConfig().bucket_edges)
         self.tokenizer = Tokenizer.from_str(bundle["tokenizer"])
         self.model = SentimentClassifier(**bundle["model_args"])
         try:
