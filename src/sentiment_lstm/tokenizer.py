@@ -87,7 +87,8 @@ def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit]]:
     tok = build_tokenizer(texts["train"][0], model=cfg.tokenizer, vocab_size=cfg.vocab_size,
                           min_frequency=cfg.min_frequency)
     splits = {name: encode(tok, *pair) for name, pair in texts.items()}
-    log.info("read and tokenized in %.1fs (vocab %d)", time.perf_counter() - start, tok.get_vocab_size())
+    log.info("read and tokenized in %.1fs (vocab %d)", time.perf_counter() - start,
+             tok.get_vocab_size())
     atomic_save({"tokenizer": tok.to_str(),
                  "splits": {n: vars(s) for n, s in splits.items()}}, path)
     return tok, splits
