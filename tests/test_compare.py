@@ -29,4 +29,4 @@ def test_table_single_seed_shows_interval_and_seeds_show_mean_std(tmp_path, caps
 
 def test_no_results_is_an_error(tmp_path, capsys):
     assert compare.main([str(tmp_path)]) == 2
-    assert "no results.json" in capsys.readouterr().err
+    assert "no results file" in capsys.readouterr().err

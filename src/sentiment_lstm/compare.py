@@ -2,6 +2,7 @@
 
     python -m sentiment_lstm.compare outputs/multirun/<time>        # every run below it
     python -m sentiment_lstm.compare outputs/runs/<a> outputs/runs/<b> --out table.md
+    python -m sentiment_lstm.compare docs/results/                  # any results.json copies
 
 Runs are grouped by encoder; with several seeds a cell is mean +- std over seeds, with one
 it is the accuracy and its 95% Wilson interval.
@@ -18,10 +19,10 @@ from pathlib import Path
 def find_results(paths: list[str]) -> list[dict]:
     found = []
     for p in map(Path, paths):
-        files = [p] if p.is_file() else sorted(p.rglob("results.json"))
+        files = [p] if p.is_file() else sorted(p.rglob("*.json"))
         for f in files:
             result = json.loads(f.read_text())
-            if "test" in result:
+            if isinstance(result, dict) and {"encoder", "test"} <= set(result):
                 found.append(result)
     return found
 
@@ -62,12 +63,12 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sentiment_lstm.compare", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("paths", nargs="+", help="run or multirun directories, or results.json")
+    ap.add_argument("paths", nargs="+", help="run or multirun directories, or results files")
     ap.add_argument("--out", help="also write the markdown table here")
     args = ap.parse_args(argv)
     results = find_results(args.paths)
     if not results:
-        print("error: no results.json with test metrics under " + " ".join(args.paths),
+        print("error: no results file with test metrics under " + " ".join(args.paths),
               file=sys.stderr)
         return 2
     text = table(results)
