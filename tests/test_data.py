@@ -31,6 +31,8 @@ def test_reads_extracted_folder_the_same(tiny_tarball, tmp_path):
     from_tar = data.read(data.locate(data_cfg(tmp_path, path=str(tiny_tarball))))
     for path in (tmp_path / "x", tmp_path / "x" / "aclImdb"):
         assert data.read(data.locate(data_cfg(tmp_path, path=str(path)))) == from_tar
+    renamed = (tmp_path / "x" / "aclImdb").rename(tmp_path / "my_imdb")
+    assert data.read(data.locate(data_cfg(tmp_path, path=str(renamed)))) == from_tar
 
 
 def test_missing_and_corrupt_paths_raise_data_error(tmp_path):

@@ -151,8 +151,8 @@ def _read_tarball(path: Path) -> list[tuple]:
 
 def _read_folder(path: Path) -> list[tuple]:
     rows = []
-    for f in path.glob("*/*/*.txt"):
-        row = _row(f.as_posix(), f.read_bytes())
+    for f in path.glob("*/*/*.txt"):  # named as in the tarball, whatever the folder is called
+        row = _row("aclImdb/" + f.relative_to(path).as_posix(), f.read_bytes())
         if row is not None:
             rows.append(row)
     return rows
