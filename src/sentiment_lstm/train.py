@@ -104,7 +104,8 @@ class StopSignal:
 def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     validate(cfg)
     cfg, out, last = resolve_resume(cfg, Path(out_dir))
-    validate(cfg)
+    if last is not None:
+        validate(cfg)  # the saved config, which an older version may have written
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
