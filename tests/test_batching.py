@@ -58,3 +58,25 @@ def test_eval_sampler_sorts_by_length():
     lengths = torch.tensor([5, 1, 4, 2, 3])
     batches = [b.tolist() for b in BucketBatchSampler(lengths, 2, shuffle=False)]
     assert batches == [[1, 3], [4, 2], [0]]
+
+
+def test_rank_shards_are_disjoint_equal_sized_slices_of_the_shared_order():
+    lengths = torch.randint(1, 500, (1000,), generator=torch.Generator().manual_seed(0))
+    whole = [b.tolist() for b in BucketBatchSampler(lengths, 32, pool_batches=10, seed=1)]
+    ranks = [BucketBatchSampler(lengths, 32, pool_batches=10, seed=1, rank=r, world=3)
+             for r in range(3)]
+    shards = [[b.tolist() for b in s] for s in ranks]
+    assert [len(s) for s in shards] == [len(s) for s in ranks] == [10, 10, 10]  # 32 // 3
+    assert [b for r in range(3) for b in shards[r]] == \
+        [b for r in range(3) for b in whole[:30][r::3]]  # batches 30, 31 are left out
+    for s in ranks:
+        s.set_epoch(1)
+    assert [[b.tolist() for b in s] for s in ranks] != shards
+
+
+def test_eval_shards_cover_every_review_exactly_once():
+    lengths = torch.arange(1, 11)
+    shards = [[i for b in BucketBatchSampler(lengths, 3, shuffle=False, rank=r, world=2)
+               for i in b.tolist()] for r in range(2)]
+    assert sorted(shards[0] + shards[1]) == list(range(10))
+    assert shards[0] == [0, 1, 2, 6, 7, 8]

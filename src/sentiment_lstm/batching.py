@@ -36,33 +36,43 @@ def truncation_stats(split: EncodedSplit, max_len: int) -> dict[str, float]:
 
 class BucketBatchSampler:
     """Batches of similar length. Training: shuffle, cut into pools of `pool_batches` batches,
-    sort each pool by length, batch it, shuffle the batches. Evaluation: sort everything."""
+    sort each pool by length, batch it, shuffle the batches. Evaluation: sort everything.
+
+    Under torchrun, rank r of `world` takes every world-th batch from r on: disjoint shards
+    of one shared order (the seed and epoch fix it). In training every rank gets the same
+    number of batches; the last `len(batches) % world` of the epoch's order are left out.
+    """
 
     def __init__(self, lengths: Tensor, batch_size: int, pool_batches: int = 50,
-                 shuffle: bool = True, seed: int = 0):
+                 shuffle: bool = True, seed: int = 0, rank: int = 0, world: int = 1):
         self.lengths, self.batch_size = lengths, batch_size
         self.pool = batch_size * pool_batches
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        n = -(-len(self.lengths) // self.batch_size)
+        return n // self.world if self.shuffle else len(range(self.rank, n, self.world))
 
     def __iter__(self) -> Iterator[Tensor]:
+        order = self._order()
+        if self.shuffle:
+            order = order[:len(self) * self.world]
+        yield from order[self.rank::self.world]
+
+    def _order(self) -> list[Tensor]:
         if not self.shuffle:
-            order = torch.argsort(self.lengths, stable=True)
-            yield from order.split(self.batch_size)
-            return
+            return list(torch.argsort(self.lengths, stable=True).split(self.batch_size))
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.lengths), generator=g)
         batches = []
         for pool in order.split(self.pool):
             pool = pool[torch.argsort(self.lengths[pool], stable=True)]
             batches += pool.split(self.batch_size)
-        for i in torch.randperm(len(batches), generator=g).tolist():
-            yield batches[i]
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 
 def collate(split: EncodedSplit, index: Tensor, max_len: int, truncate: str = "head") -> Batch:

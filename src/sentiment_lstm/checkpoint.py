@@ -1,7 +1,9 @@
-"""Atomic save, safe load (weights_only), the self-contained bundle, and finding what to resume."""
+"""Atomic save, safe load (weights_only), the self-contained bundle, finding what to resume,
+and the signal flag that makes training stop and save."""
 
 import logging
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,24 @@ log = logging.getLogger(__name__)
 
 class CheckpointError(RuntimeError):
     pass
+
+
+class StopSignal:
+    """SIGINT / SIGTERM set a flag; training stops after the current step and saves."""
+
+    def __init__(self):
+        self.received: int | None = None
+
+    def __enter__(self) -> "StopSignal":
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:

@@ -4,7 +4,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+from sentiment_lstm.distributed import run_stamp
 
 
 class Choice(str, Enum):
@@ -33,6 +35,11 @@ class Encoder(Choice):
     lstm = "lstm"  # the hand-written cell in cells.py
     rnn = "rnn"  # nn.RNN (tanh)
     torch_lstm = "torch_lstm"  # nn.LSTM, the speed and correctness reference
+
+
+class Precision(Choice):
+    fp32 = "fp32"
+    bf16 = "bf16"  # autocast to bfloat16 (CUDA; CPUs with bf16 support)
 
 
 class Pooling(Choice):
@@ -93,6 +100,7 @@ class TrainerConfig:
     resume: str | None = None  # "auto" (newest unfinished run beside this one) or a run dir
     skip_nonfinite: bool = False  # skip a batch with a non-finite loss instead of stopping
     keep_epoch_checkpoints: bool = False  # also keep epochNNN.ckpt, not only best and last
+    precision: Precision = Precision.fp32
 
 
 @dataclass
@@ -113,6 +121,7 @@ class Config:
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="schema", node=Config)
+    OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
 
 
 # (key, test, rule) checked before any data is read; Hydra has already checked the types.

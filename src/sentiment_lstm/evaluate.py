@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint on the IMDB test split or on any labeled CSV / JSONL file.
+"""Evaluate a checkpoint on the IMDB test split or on any labeled CSV / JSONL file; score a
+model on an encoded split (training's validation and test use `evaluate_split`).
 
     python -m sentiment_lstm.evaluate --checkpoint outputs/runs/<run>            # IMDB test
     python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file labeled.csv  # text,label
@@ -9,6 +10,7 @@ everything (per-length buckets with counts and 95% intervals too) to --out as JS
 """
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -17,11 +19,65 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from sentiment_lstm import data
-from sentiment_lstm.checkpoint import CheckpointError
+from sentiment_lstm import data, distributed
+from sentiment_lstm.batching import BucketBatchSampler, batches
+from sentiment_lstm.checkpoint import CheckpointError, load_bundle
 from sentiment_lstm.metrics import accuracy_by_length, binary_report
+from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.predict import InputError, load_classifier, read_jsonl, read_lines
+from sentiment_lstm.tokenizer import EncodedSplit
+
+EVAL_BATCH = 256
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for trainer.precision=bf16; nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate_split(model: SentimentClassifier, split: EncodedSplit, max_len: int,
+                   truncate: str, device: torch.device,
+                   precision: str = "fp32") -> tuple[float, torch.Tensor]:
+    """Mean loss and a (N,) bool tensor of which reviews were classified right, in split order.
+
+    Under torchrun each rank scores its own shard and the sums are all-reduced, so every rank
+    returns the same numbers.
+    """
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros(len(split), dtype=torch.int32)
+    total = torch.zeros(1, dtype=torch.float64)
+    sampler = BucketBatchSampler(split.lengths, EVAL_BATCH, shuffle=False,
+                                 rank=distributed.rank(), world=distributed.world())
+    for batch in batches(split, sampler, max_len, truncate):
+        b = batch.to(device)
+        with autocast(device, precision):
+            logits = model(b.tokens, b.lengths).float()
+        total += F.cross_entropy(logits, b.labels, reduction="sum").item()
+        correct[batch.index] = (logits.argmax(1) == b.labels).int().cpu()
+    model.train(was_training)
+    distributed.all_reduce(correct)
+    distributed.all_reduce(total)
+    return total.item() / len(split), correct.bool()
+
+
+def test_checkpoint(path: Path, test: EncodedSplit, cfg, device: torch.device) -> dict:
+    """A checkpoint's test loss and accuracy, overall and per review length (cfg: the run's)."""
+    best = distributed.gather(load_bundle(path) if distributed.rank() == 0
+                              else None)[0]  # only rank 0's disk is sure to hold it
+    model = SentimentClassifier(**best["model_args"])
+    model.load_state_dict(best["state_dict"])
+    model.to(device)
+    loss, correct = evaluate_split(model, test, cfg.data.max_len, cfg.data.truncate, device,
+                                   cfg.trainer.precision)
+    return {"acc": correct.float().mean().item(), "loss": loss, "n": len(test),
+            "best_epoch": best["epoch"],
+            "acc_by_len": accuracy_by_length(correct, test.lengths, list(cfg.eval.bucket_edges))}
 
 
 def read_labeled(path: Path, labels: list[str], text_col: str = "text",

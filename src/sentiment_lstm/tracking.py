@@ -14,15 +14,20 @@ from torch.utils.tensorboard.summary import hparams  # noqa: E402
 class Tracker:
     """Scalars named split/metric[/bucket], a per-length figure and the hparams entry."""
 
-    def __init__(self, log_dir: str | Path):
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+    def __init__(self, log_dir: str | Path | None):
+        """log_dir None (a torchrun rank other than 0): every call does nothing."""
+        self.writer = SummaryWriter(log_dir=str(log_dir)) if log_dir is not None else None
 
     def scalars(self, values: dict[str, float], step: int) -> None:
+        if not self.writer:
+            return
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
 
     def by_length(self, split: str, table: dict[str, dict], step: int) -> None:
         """`{split}/acc_by_len/<bucket>` scalars and a bar chart of accuracy per bucket."""
+        if not self.writer:
+            return
         for bucket, row in table.items():
             if row["n"]:
                 self.writer.add_scalar(f"{split}/acc_by_len/{bucket}", row["acc"], step)
@@ -31,13 +36,16 @@ class Tracker:
     def hparams(self, params: dict, metrics: dict[str, float]) -> None:
         """One hparams entry in this run's own event file (add_hparams would open a new run).
         Each metric must also be logged as a scalar under the same tag."""
+        if not self.writer:
+            return
         clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
                  for k, v in params.items()}
         for summary in hparams(clean, metrics):
             self.writer.file_writer.add_summary(summary)
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer:
+            self.writer.close()
 
 
 def length_figure(table: dict[str, dict]):

@@ -3,6 +3,7 @@
     python -m sentiment_lstm.train model=rnn trainer.max_epochs=3
     python -m sentiment_lstm.train -m model=lstm,rnn seed=0,1,2
     python -m sentiment_lstm.train trainer.resume=auto      # continue the newest unfinished run
+    torchrun --standalone --nproc_per_node=2 -m sentiment_lstm.train   # data-parallel
 """
 
 import itertools
@@ -19,26 +20,34 @@ import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sentiment_lstm import __version__
+from sentiment_lstm import __version__, distributed
 from sentiment_lstm.batching import BucketBatchSampler, batches, padding_fraction, truncation_stats
 from sentiment_lstm.checkpoint import (
     CheckpointError,
+    StopSignal,
     atomic_save,
-    load_bundle,
     make_bundle,
     resolve_resume,
 )
 from sentiment_lstm.config import ConfigError, register, validate
 from sentiment_lstm.data import DataError
-from sentiment_lstm.metrics import accuracy_by_length
+from sentiment_lstm.evaluate import autocast, evaluate_split, test_checkpoint
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.tokenizer import EncodedSplit, prepare
 from sentiment_lstm.tracking import Tracker
 
 log = logging.getLogger(__name__)
-EVAL_BATCH = 256
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up, then cosine decay to min_ratio at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class TrainingError(RuntimeError):
@@ -51,54 +60,10 @@ class Interrupted(RuntimeError):
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name} but CUDA is not available")
-    return torch.device(name)
-
-
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up, then cosine decay to min_ratio at the last step."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-@torch.no_grad()
-def evaluate(model: SentimentClassifier, split: EncodedSplit, max_len: int, truncate: str,
-             device: torch.device) -> tuple[float, torch.Tensor]:
-    """Mean loss and a (N,) bool tensor of which reviews were classified right, in split order."""
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros(len(split), dtype=torch.bool)
-    total = 0.0
-    sampler = BucketBatchSampler(split.lengths, EVAL_BATCH, shuffle=False)
-    for batch in batches(split, sampler, max_len, truncate):
-        b = batch.to(device)
-        logits = model(b.tokens, b.lengths)
-        total += F.cross_entropy(logits, b.labels, reduction="sum").item()
-        correct[batch.index] = (logits.argmax(1) == b.labels).cpu()
-    model.train(was_training)
-    return total / len(split), correct
-
-
-class StopSignal:
-    """SIGINT / SIGTERM set a flag; training stops after the current step and saves."""
-
-    def __init__(self):
-        self.received: int | None = None
-
-    def __enter__(self) -> "StopSignal":
-        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.received = signum
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
+    return distributed.local_device(name)
 
 
 def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
@@ -106,45 +71,61 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     cfg, out, last = resolve_resume(cfg, Path(out_dir))
     if last is not None:
         validate(cfg)  # the saved config, which an older version may have written
-    out.mkdir(parents=True, exist_ok=True)
+    rank, world = distributed.rank(), distributed.world()
+    is_main = rank == 0  # only rank 0 writes files
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     device = pick_device(cfg.trainer.device)
     d = cfg.data
-    tok, splits = prepare(d)
-    tok.save(str(out / "tokenizer.json"))
+    with distributed.main_first():  # one rank tokenizes and caches, the others read the cache
+        tok, splits = prepare(d)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        tok.save(str(out / "tokenizer.json"))
     prepare_s = time.perf_counter() - start
     log.info("data ready in %.1fs: %s", prepare_s, {k: len(v) for k, v in splits.items()})
 
     args = {"vocab_size": tok.get_vocab_size(),
             **OmegaConf.to_container(cfg.model, enum_to_str=True)}
     model = SentimentClassifier(**args).to(device)
+    ddp = model
+    if world > 1:  # DDP starts every rank from rank 0's weights and averages gradients
+        ddp = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(cfg.seed + rank)  # each rank its own dropout masks
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
     train = splits["train"]
     sampler = BucketBatchSampler(train.lengths.clamp(max=d.max_len), d.batch_size,
-                                 d.pool_batches, shuffle=True, seed=cfg.seed)
+                                 d.pool_batches, shuffle=True, seed=cfg.seed, rank=rank,
+                                 world=world)
     total_steps = cfg.trainer.max_epochs * len(sampler)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(
         s, cfg.optim.warmup_steps, total_steps, cfg.optim.min_lr_ratio))
     progress = {"epoch": 0, "batch": 0, "step": 0, "best_acc": -1.0, "best_epoch": -1,
                 "history": [], "train_tokens": 0, "train_time": 0.0, "skipped": 0,
-                "early_stopped": False,
-                "sums": [0.0, 0, 0]}  # this epoch's loss sum, correct, seen
+                "early_stopped": False, "world": world,
+                "sums": [0.0, 0, 0]}  # this epoch's loss sum, correct, seen (all ranks)
     if last is not None:
+        if last["progress"]["world"] != world:
+            raise CheckpointError(f"{out / 'last.ckpt'} was written by {last['progress']['world']}"
+                                  f" process(es); resume it with as many, not {world}")
         model.load_state_dict(last["state_dict"])
         opt.load_state_dict(last["optimizer"])
         sched.load_state_dict(last["scheduler"])
-        torch.set_rng_state(last["rng"]["torch"])
-        if device.type == "cuda" and last["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(last["rng"]["cuda"])
+        rng = last["rng"][rank]
+        torch.set_rng_state(rng["torch"])
+        if device.type == "cuda" and rng["cuda"] is not None:
+            torch.cuda.set_rng_state(rng["cuda"], device)
         progress = last["progress"]
 
-    def save_last() -> None:
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+    def save_last() -> None:  # called on every rank: it gathers each rank's RNG state
+        rng = distributed.gather({"torch": torch.get_rng_state(), "cuda": (
+            torch.cuda.get_rng_state(device) if device.type == "cuda" else None)})
+        if not is_main:
+            return
         state = make_bundle(model, args, tok, cfg, epoch=progress["epoch"],
                             step=progress["step"], optimizer=opt.state_dict(),
                             scheduler=sched.state_dict(), rng=rng, progress=progress)
@@ -152,19 +133,23 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
         if cfg.trainer.keep_epoch_checkpoints and progress["batch"] == 0:  # an epoch's end
             atomic_save(state, out / f"epoch{progress['epoch'] - 1:03d}.ckpt")
 
-    tracker = Tracker(out)
+    def save_best(**meta) -> None:
+        if is_main:
+            atomic_save(make_bundle(model, args, tok, cfg, **meta), out / "best.ckpt")
+
+    tracker = Tracker(out if is_main else None)
     data_stats = {"data/padding_fraction": padding_fraction(train, sampler, d.max_len),
                   **{f"data/{k}": v for k, v in truncation_stats(train, d.max_len).items()}}
     if last is None:
         tracker.scalars(data_stats, 0)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("model %s: %d parameters on %s; %s", args["encoder"], n_params, device, data_stats)
+    log.info("model %s: %d parameters on %s x %d; %s", args["encoder"], n_params, device,
+             world, data_stats)
 
     with StopSignal() as stop:
         try:
-            _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, progress, stop,
-                    save_last, lambda **meta: atomic_save(
-                        make_bundle(model, args, tok, cfg, **meta), out / "best.ckpt"))
+            _epochs(ddp, opt, sched, splits, sampler, cfg, device, tracker, progress, stop,
+                    save_last, save_best)
         except Interrupted:
             tracker.close()
             name = signal.Signals(stop.received).name
@@ -174,7 +159,8 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
 
     p = progress
     results = {"version": __version__, "encoder": args["encoder"], "seed": cfg.seed,
-               "params": n_params, "device": str(device), "best_epoch": p["best_epoch"],
+               "params": n_params, "device": str(device), "processes": world,
+               "precision": str(cfg.trainer.precision), "best_epoch": p["best_epoch"],
                "val": {"acc": p["best_acc"]}, "data": data_stats, "history": p["history"],
                "skipped_batches": p["skipped"],
                "timing": {"prepare_s": prepare_s, "train_s": p["train_time"],
@@ -185,7 +171,8 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
         results["test"] = _test(out, splits["test"], cfg, device, tracker, p["step"])
         metrics["test/acc"] = results["test"]["acc"]
     results["timing"]["total_s"] = time.perf_counter() - start
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    if is_main:
+        (out / "results.json").write_text(json.dumps(results, indent=2))
     tracker.hparams({**OmegaConf.to_container(cfg.model, enum_to_str=True),
                      **{f"optim.{k}": v for k, v in cfg.optim.items()},
                      "data.max_len": d.max_len, "seed": cfg.seed}, metrics)
@@ -199,13 +186,15 @@ def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, s
             save_best) -> None:
     """Epochs from p["epoch"], batch p["batch"] on; updates the progress dict p in place."""
     d = cfg.data
+    net = getattr(model, "module", model)  # evaluation bypasses DDP: shards differ in size
     while p["epoch"] < cfg.trainer.max_epochs and not p["early_stopped"]:
         sampler.set_epoch(p["epoch"])
         epoch_start = time.perf_counter()
         _train_epoch(model, opt, sched, splits["train"], sampler, cfg, device, tracker, p, stop,
                      save_last)
         p["train_time"] += time.perf_counter() - epoch_start
-        val_loss, val_correct = evaluate(model, splits["val"], d.max_len, d.truncate, device)
+        val_loss, val_correct = evaluate_split(net, splits["val"], d.max_len, d.truncate,
+                                               device, cfg.trainer.precision)
         val_acc = val_correct.float().mean().item()
         tracker.scalars({"val/loss": val_loss, "val/acc": val_acc}, p["step"])
         loss_sum, correct, seen = p["sums"]
@@ -235,17 +224,28 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
     window_tokens, window_start = 0, time.perf_counter()
     todo = itertools.islice(sampler, p["batch"], None)  # skip what a resumed run already did
     bar = tqdm(batches(train, todo, d.max_len, d.truncate), total=len(sampler),
-               initial=p["batch"], desc=f"epoch {p['epoch']}", disable=not cfg.trainer.progress,
-               leave=False)
+               initial=p["batch"], desc=f"epoch {p['epoch']}", leave=False,
+               disable=not cfg.trainer.progress or distributed.rank() > 0)
     for batch in bar:
         b = batch.to(device)
-        logits = model(b.tokens, b.lengths)
+        with autocast(device, cfg.trainer.precision):
+            logits = model(b.tokens, b.lengths).float()
         loss = F.cross_entropy(logits, b.labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         # Clip: a recurrent net's gradient can explode on long reviews and undo training.
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+        # One all-reduce per step (nothing in one process): the ranks agree on skipping a
+        # batch and on stopping, or their collectives would hang, and the sums cover them all.
+        n = len(batch.labels)
+        step = distributed.all_reduce(torch.tensor(
+            [float(not (torch.isfinite(loss) and torch.isfinite(grad_norm))),
+             float(stop.received is not None), loss.item() * n,
+             float((logits.argmax(1) == b.labels).sum()), n, float(batch.lengths.sum())],
+            dtype=torch.float64))
+        if step[1] and stop.received is None:
+            stop.received = signal.SIGTERM  # another rank was signalled
+        if step[0]:
             where = f"step {p['step']} (epoch {p['epoch']}, batch {p['batch']})"
             if not cfg.trainer.skip_nonfinite:
                 raise TrainingError(f"non-finite loss or gradient at {where}; the last good "
@@ -258,13 +258,11 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
         sched.step()
         p["step"] += 1
         p["batch"] += 1
-        n, batch_tokens = len(batch.labels), int(batch.lengths.sum())
-        sums = p["sums"]
-        sums[0] += loss.item() * n
-        sums[1] += int((logits.argmax(1) == b.labels).sum())
-        sums[2] += n
-        p["train_tokens"] += batch_tokens
-        window_tokens += batch_tokens
+        sums = p["sums"]  # this epoch's loss sum, correct, seen
+        for i in range(3):
+            sums[i] += step[2 + i].item()
+        p["train_tokens"] += int(step[5])
+        window_tokens += int(step[5])
         if p["step"] % cfg.trainer.log_every == 0:
             tok_s = window_tokens / (time.perf_counter() - window_start)
             tracker.scalars({"train/loss": sums[0] / sums[2], "train/acc": sums[1] / sums[2],
@@ -281,26 +279,19 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
 
 def _test(out: Path, test: EncodedSplit, cfg, device, tracker: Tracker, step: int) -> dict:
     """Evaluate the best checkpoint on the test split, overall and per review length."""
-    best = load_bundle(out / "best.ckpt")
-    model = SentimentClassifier(**best["model_args"])
-    model.load_state_dict(best["state_dict"])
-    model.to(device)
-    loss, correct = evaluate(model, test, cfg.data.max_len, cfg.data.truncate, device)
-    table = accuracy_by_length(correct, test.lengths, list(cfg.eval.bucket_edges))
-    acc = correct.float().mean().item()
-    tracker.scalars({"test/loss": loss, "test/acc": acc}, step)
-    tracker.by_length("test", table, step)
-    log.info("test acc %.4f; by length: %s", acc,
-             {k: (round(v["acc"], 4), v["n"]) for k, v in table.items()})
-    return {"acc": acc, "loss": loss, "n": len(test), "best_epoch": best["epoch"],
-            "acc_by_len": table}
+    result = test_checkpoint(out / "best.ckpt", test, cfg, device)
+    tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"]}, step)
+    tracker.by_length("test", result["acc_by_len"], step)
+    log.info("test acc %.4f; by length: %s", result["acc"],
+             {k: (round(v["acc"], 4), v["n"]) for k, v in result["acc_by_len"].items()})
+    return result
 
 
 register()
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
-def main(cfg: DictConfig) -> float:
+def run(cfg: DictConfig) -> float:
     try:
         results = fit(cfg, HydraConfig.get().runtime.output_dir)
     except Interrupted as e:
@@ -310,6 +301,18 @@ def main(cfg: DictConfig) -> float:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     return results["val"]["acc"]
+
+
+def main() -> None:
+    """The CLI. Under torchrun: join the process group first; rank 0 alone writes Hydra's
+    files and the log file, the other ranks log warnings to the console."""
+    if distributed.init():
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout",
+                     "hydra.job_logging.root.level=WARNING"]
+    try:
+        run()
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":
