@@ -80,3 +80,14 @@ def test_eval_shards_cover_every_review_exactly_once():
                for i in b.tolist()] for r in range(2)]
     assert sorted(shards[0] + shards[1]) == list(range(10))
     assert shards[0] == [0, 1, 2, 6, 7, 8]
+
+
+def test_head_tail_keeps_both_ends_and_none_keeps_everything():
+    split = split_of([[1, 2, 3, 4, 5, 6, 7], [8, 9]])
+    both = collate(split, torch.tensor([0, 1]), max_len=5, truncate="head_tail")
+    assert both.tokens.tolist() == [[1, 2, 5, 6, 7], [8, 9, 0, 0, 0]]
+    whole = collate(split, torch.tensor([0, 1]), max_len=5, truncate="none")
+    assert whole.tokens.tolist() == [[1, 2, 3, 4, 5, 6, 7], [8, 9, 0, 0, 0, 0, 0]]
+    assert whole.lengths.tolist() == [7, 2]
+    assert truncation_stats(split, 5, "none") == {"truncated_reviews": 0.0,
+                                                  "truncated_tokens": 0.0}

@@ -66,6 +66,21 @@ def test_predict_and_evaluate_agree(run_dir, tmp_path):
         assert row["correct"] == sum(by_bucket.get(bucket, []))
 
 
+def test_evaluate_can_feed_whole_reviews_to_a_model_trained_on_truncated_ones(run_dir, tmp_path):
+    texts, labels = generated()
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text("\n".join(json.dumps({"text": t, "label": y})
+                                 for t, y in zip(texts, labels)))
+    reports = []
+    for extra in ([], ["--truncate", "none"]):
+        out = tmp_path / f"report{len(extra)}.json"
+        assert evaluate.main(["--checkpoint", str(run_dir), "--file", str(labeled),
+                              "--out", str(out), *extra]) == 0
+        reports.append(json.loads(out.read_text()))
+    assert reports[0]["truncate"] == "head" and reports[0]["truncated"] > 0
+    assert reports[1]["truncate"] == "none" and reports[1]["truncated"] == 0
+
+
 def test_evaluate_on_imdb_test_split(run_dir, real_tarball):
     ev = cli("evaluate", "--checkpoint", str(run_dir), "--data-path", str(real_tarball))
     assert ev.returncode == 0, ev.stderr

@@ -21,15 +21,17 @@ class Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
 
 
-def fed_lengths(lengths: Tensor, max_len: int) -> Tensor:
-    """Tokens the model sees per review: truncated to max_len, and at least one (an empty
-    review is fed a single padding token, so every encoder has a last state)."""
-    return lengths.clamp(min=1, max=max_len)
+def fed_lengths(lengths: Tensor, max_len: int, truncate: str = "head") -> Tensor:
+    """Tokens the model sees per review: at most max_len (any length for truncate="none"),
+    and at least one (an empty review is fed a single padding token, so every encoder has a
+    last state)."""
+    return lengths.clamp(min=1, max=None if truncate == "none" else max_len)
 
 
-def truncation_stats(split: EncodedSplit, max_len: int) -> dict[str, float]:
+def truncation_stats(split: EncodedSplit, max_len: int,
+                     truncate: str = "head") -> dict[str, float]:
     lengths = split.lengths
-    cut = (lengths - max_len).clamp(min=0)
+    cut = (lengths - fed_lengths(lengths, max_len, truncate)).clamp(min=0)
     return {"truncated_reviews": (cut > 0).float().mean().item(),
             "truncated_tokens": (cut.sum() / lengths.sum().clamp(min=1)).item()}
 
@@ -76,14 +78,17 @@ class BucketBatchSampler:
 
 
 def collate(split: EncodedSplit, index: Tensor, max_len: int, truncate: str = "head") -> Batch:
+    """Pad the reviews at `index`; a review over max_len keeps its first max_len tokens
+    (head), its last (tail), or half of each (head_tail); truncate="none" keeps them all."""
     full = split.lengths[index]
-    lengths = fed_lengths(full, max_len)
+    lengths = fed_lengths(full, max_len, truncate)
     tokens = torch.zeros(len(index), int(lengths.max()), dtype=torch.int64)
     for row, (i, n, m) in enumerate(zip(index.tolist(), full.tolist(), lengths.tolist())):
-        start = split.offsets[i].item()
-        if truncate == "tail":
-            start += max(n - m, 0)
-        tokens[row, :min(n, m)] = split.ids[start:start + min(n, m)]
+        ids = split.ids[split.offsets[i]:split.offsets[i] + n]
+        if n > m:
+            ids = {"head": ids[:m], "tail": ids[n - m:],
+                   "head_tail": torch.cat([ids[:m // 2], ids[n - (m - m // 2):]])}[truncate]
+        tokens[row, :len(ids)] = ids
     return Batch(tokens, lengths, split.labels[index], full, index)
 
 
@@ -93,9 +98,10 @@ def batches(split: EncodedSplit, sampler: BucketBatchSampler, max_len: int,
         yield collate(split, index, max_len, truncate)
 
 
-def padding_fraction(split: EncodedSplit, sampler: BucketBatchSampler, max_len: int) -> float:
+def padding_fraction(split: EncodedSplit, sampler: BucketBatchSampler, max_len: int,
+                     truncate: str = "head") -> float:
     """Share of the padded (B, T) cells that are padding, over one pass of the sampler."""
-    lengths = fed_lengths(split.lengths, max_len)
+    lengths = fed_lengths(split.lengths, max_len, truncate)
     real = padded = 0
     for index in sampler:
         batch = lengths[index]

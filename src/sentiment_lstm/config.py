@@ -26,9 +26,11 @@ class TokenizerModel(Choice):
     bpe = "bpe"
 
 
-class Truncate(Choice):
+class Truncate(Choice):  # what a review longer than data.max_len keeps
     head = "head"
     tail = "tail"
+    head_tail = "head_tail"  # its first and last max_len/2 tokens
+    none = "none"  # all of it: data.max_len is ignored
 
 
 class Encoder(Choice):

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from sentiment_lstm import data, distributed
-from sentiment_lstm.batching import BucketBatchSampler, batches
+from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
 from sentiment_lstm.checkpoint import CheckpointError, load_bundle
+from sentiment_lstm.config import Truncate
 from sentiment_lstm.metrics import accuracy_by_length, binary_report
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.predict import InputError, load_classifier, read_jsonl, read_lines
@@ -110,7 +111,7 @@ def evaluate_texts(clf, texts: list[str], labels: list[int], batch_size: int = 1
     pred = (probs >= 0.5).long()
     report = binary_report(pred, y)
     report["acc_by_len"] = accuracy_by_length(pred == y, lengths, clf.edges)
-    report["truncated"] = int((lengths > clf.max_len).sum())
+    report["truncated"] = int((lengths > fed_lengths(lengths, clf.max_len, clf.truncate)).sum())
     return report
 
 
@@ -141,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="write the report as JSON here")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--truncate", choices=[t.value for t in Truncate],
+                    help="override the checkpoint's truncation (none: whole reviews)")
+    ap.add_argument("--max-len", type=int, help="override the checkpoint's data.max_len")
     args = ap.parse_args(argv)
     try:
         clf = load_classifier(args.checkpoint, args.device)
+        clf.truncate = args.truncate or clf.truncate
+        clf.max_len = args.max_len or clf.max_len
         if args.file:
             texts, labels = read_labeled(Path(args.file), clf.labels, args.text_column,
                                          args.label_column)
@@ -159,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(report, clf.labels))
     if args.out:
         Path(args.out).write_text(json.dumps(
-            {"checkpoint": str(args.checkpoint), "data": args.file or "imdb/test", **report},
-            indent=2))
+            {"checkpoint": str(args.checkpoint), "data": args.file or "imdb/test",
+             "truncate": clf.truncate, "max_len": clf.max_len, **report}, indent=2))
     return 0
 
 

@@ -17,7 +17,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from sentiment_lstm.batching import BucketBatchSampler, batches
+from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
 from sentiment_lstm.checkpoint import CheckpointError, load_bundle
 from sentiment_lstm.config import EvalConfig
 from sentiment_lstm.metrics import bucket_names, bucketize
@@ -65,12 +65,13 @@ class Classifier:
         probs, lengths = self.probabilities(texts, batch_size)
         names = bucket_names(self.edges)
         buckets = bucketize(lengths, self.edges).tolist()
+        cut = (lengths > fed_lengths(lengths, self.max_len, self.truncate)).tolist()
         out = []
-        for text, p, n, k in zip(texts, probs.tolist(), lengths.tolist(), buckets):
+        for text, p, n, k, c in zip(texts, probs.tolist(), lengths.tolist(), buckets, cut):
             empty = not text.strip()
             out.append({"label": None if empty else self.labels[int(p >= 0.5)],
                         "prob_pos": None if empty else round(p, 6), "tokens": n,
-                        "bucket": names[k], "truncated": n > self.max_len, "empty": empty})
+                        "bucket": names[k], "truncated": c, "empty": empty})
         return out
 
 

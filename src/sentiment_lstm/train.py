@@ -24,7 +24,13 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sentiment_lstm import __version__, distributed
-from sentiment_lstm.batching import BucketBatchSampler, batches, padding_fraction, truncation_stats
+from sentiment_lstm.batching import (
+    BucketBatchSampler,
+    batches,
+    fed_lengths,
+    padding_fraction,
+    truncation_stats,
+)
 from sentiment_lstm.checkpoint import (
     CheckpointError,
     StopSignal,
@@ -98,7 +104,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
     train = splits["train"]
-    sampler = BucketBatchSampler(train.lengths.clamp(max=d.max_len), d.batch_size,
+    sampler = BucketBatchSampler(fed_lengths(train.lengths, d.max_len, d.truncate), d.batch_size,
                                  d.pool_batches, shuffle=True, seed=cfg.seed, rank=rank,
                                  world=world)
     total_steps = cfg.trainer.max_epochs * len(sampler)
@@ -138,8 +144,10 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
             atomic_save(make_bundle(model, args, tok, cfg, **meta), out / "best.ckpt")
 
     tracker = Tracker(out if is_main else None)
-    data_stats = {"data/padding_fraction": padding_fraction(train, sampler, d.max_len),
-                  **{f"data/{k}": v for k, v in truncation_stats(train, d.max_len).items()}}
+    data_stats = {"data/padding_fraction": padding_fraction(train, sampler, d.max_len,
+                                                            d.truncate),
+                  **{f"data/{k}": v
+                     for k, v in truncation_stats(train, d.max_len, d.truncate).items()}}
     if last is None:
         tracker.scalars(data_stats, 0)
     n_params = sum(p.numel() for p in model.parameters())
