@@ -20,6 +20,15 @@ def test_bench_times_every_candidate_and_writes_json(tmp_path, capsys):
     assert "custom_lstm" in capsys.readouterr().out
 
 
+def test_bench_bf16_adds_autocast_rows(tmp_path):
+    out = tmp_path / "bench.json"
+    bench.main(["--batch", "4", "--embed", "8", "--hidden", "8", "--lengths", "5", "--repeats",
+                "1", "--warmup", "1", "--device", "cpu", "--bf16", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["candidate"] for r in rows] == [
+        "custom_lstm", "nn.LSTM", "nn.RNN", "custom_lstm+bf16", "nn.RNN+bf16"]
+
+
 def test_bench_data_times_preparation_and_the_training_loop(tmp_path):
     tarball = make_tarball(tmp_path / "imdb.tar.gz", per_label=200)
     out = tmp_path / "bench.json"

@@ -2,6 +2,7 @@
 
     python -m sentiment_lstm.bench                          # B=64 E=128 H=256, T=128,256,512
     python -m sentiment_lstm.bench --layers 2 --bidirectional --json bench.json
+    python -m sentiment_lstm.bench --bf16                   # also bf16 autocast
     python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --lengths   # data prep only
     python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --predict outputs/runs/<run>
 
@@ -36,10 +37,12 @@ def candidates(E: int, H: int, layers: int, bidirectional: bool) -> dict[str, nn
             "nn.RNN": nn.RNN(E, H, **kw)}
 
 
-def fwd_bwd(model: nn.Module, x: Tensor, lengths: Tensor) -> Callable[[], None]:
+def fwd_bwd(model: nn.Module, x: Tensor, lengths: Tensor,
+            bf16: bool = False) -> Callable[[], None]:
     def run() -> None:
-        out = model(x, lengths)[0] if isinstance(model, LSTM) else model(x)[0]
-        out.sum().backward()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(x, lengths)[0] if isinstance(model, LSTM) else model(x)[0]
+        out.float().sum().backward()
     return run
 
 
@@ -57,12 +60,16 @@ def timed(fn: Callable[[], None], device: torch.device) -> float:
 
 
 def bench(device: torch.device, B: int, E: int, H: int, T: int, layers: int,
-          bidirectional: bool, repeats: int, warmup: int) -> list[dict]:
+          bidirectional: bool, repeats: int, warmup: int, bf16: bool = False) -> list[dict]:
     torch.manual_seed(0)
     models = {k: m.to(device) for k, m in candidates(E, H, layers, bidirectional).items()}
     x = torch.randn(T, B, E, device=device, requires_grad=True)
     lengths = torch.full((B,), T, device=device)
     runs = {k: fwd_bwd(m, x, lengths) for k, m in models.items()}
+    if bf16:  # trainer.precision=bf16: autocast around the forward (oneDNN has no CPU bf16 LSTM)
+        runs |= {f"{k}+bf16": fwd_bwd(models[k], x, lengths, bf16=True)
+                 for k in ("custom_lstm", "nn.LSTM", "nn.RNN")
+                 if not (k == "nn.LSTM" and device.type == "cpu")}
     for _ in range(warmup):
         for run in runs.values():
             run()
@@ -158,6 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    ap.add_argument("--bf16", action="store_true", help="also time bf16 autocast")
     ap.add_argument("--data-path", help="also time data preparation of this IMDB tarball")
     ap.add_argument("--loop", action="store_true",
                     help="with --data-path: training-loop against pure model tokens/s")
@@ -172,15 +180,15 @@ def main(argv: list[str] | None = None) -> None:
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     print(f"# {machine}")
-    print(f"{'device':>6} {'T':>5} {'candidate':>12} {'seconds':>9} {'tokens/s':>10} "
+    print(f"{'device':>6} {'T':>5} {'candidate':>16} {'seconds':>9} {'tokens/s':>10} "
           f"{'x nn.LSTM':>9}")
     rows = []
     for device in devices:
         for T in args.lengths:
             for row in bench(device, args.batch, args.embed, args.hidden, T, args.layers,
-                             args.bidirectional, args.repeats, args.warmup):
+                             args.bidirectional, args.repeats, args.warmup, args.bf16):
                 rows.append(row)
-                print(f"{row['device']:>6} {T:>5} {row['candidate']:>12} {row['seconds']:>9.4f} "
+                print(f"{row['device']:>6} {T:>5} {row['candidate']:>16} {row['seconds']:>9.4f} "
                       f"{row['tokens_per_s']:>10.0f} {row['ratio_to_nn_lstm']:>9.2f}")
     report = {"machine": machine, "rows": rows}
     if args.data_path:

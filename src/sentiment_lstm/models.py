@@ -58,14 +58,22 @@ class TorchEncoder(nn.Module):
         for k, layer in enumerate(self.layers):
             if k > 0:
                 x = F.dropout(x, self.dropout, self.training)
-            fwd, _ = layer[0](x)  # (T, B, H)
+            fwd = self._run(layer[0], x)  # (T, B, H)
             outs, lasts = [fwd], [fwd.gather(0, at_last.expand(1, B, fwd.shape[-1]))[0]]
             if len(layer) == 2:
-                bwd, _ = layer[1](reverse_padded(x, lengths))
+                bwd = self._run(layer[1], reverse_padded(x, lengths))
                 outs.append(reverse_padded(bwd, lengths))
                 lasts.append(bwd.gather(0, at_last.expand(1, B, bwd.shape[-1]))[0])
             x = torch.cat(outs, dim=-1) * _mask(lengths, T)
         return x, torch.cat(lasts, dim=-1)
+
+    @staticmethod
+    def _run(rnn: nn.Module, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and isinstance(rnn, nn.LSTM):
+            # oneDNN has no bf16 LSTM on CPUs without bf16 units: nn.LSTM stays float32 there
+            with torch.autocast("cpu", enabled=False):
+                return rnn(x.float())[0]
+        return rnn(x)[0]
 
 
 class SentimentClassifier(nn.Module):
