@@ -65,6 +65,15 @@ def test_sweep_trains_lstm_and_rnn_on_real_data(real_tarball, tmp_path):
         assert best["val_acc"] == pytest.approx(results["val"]["acc"])
         assert (run / "tokenizer.json").is_file() and (run / "last.ckpt").is_file()
 
+    report = subprocess.run([sys.executable, "-m", "sentiment_lstm.compare", str(sweep),
+                             "--out", str(tmp_path / "t.md"), "--plot", str(tmp_path / "p.png")],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "t.md").read_text()
+    assert "| lstm (1 seed) | rnn (1 seed) |" in text and "McNemar, lstm vs rnn, seeds 0" in text
+    assert (tmp_path / "p.png").stat().st_size > 0
+    assert list(sweep.glob("events.out.tfevents.*"))  # the custom_scalars layout
+
 
 @pytest.mark.parametrize("override, message", [
     ("model.colour=red", "colour"),

@@ -1,5 +1,9 @@
 import json
 
+import torch
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+from tensorboard.plugins.custom_scalar import layout_pb2
+
 from sentiment_lstm import compare
 
 
@@ -30,3 +34,33 @@ def test_table_single_seed_shows_interval_and_seeds_show_mean_std(tmp_path, caps
 def test_no_results_is_an_error(tmp_path, capsys):
     assert compare.main([str(tmp_path)]) == 2
     assert "no results file" in capsys.readouterr().err
+
+
+def test_pairs_runs_per_bucket_plots_and_writes_a_tensorboard_layout(tmp_path):
+    # 8 short reviews (< 128 tokens) and 6 long ones; lstm is right on all, rnn on some.
+    lengths = torch.tensor([10] * 8 + [300] * 6)
+    rnn_right = torch.tensor([True] * 6 + [False] * 2 + [True] * 1 + [False] * 5)
+    for name, encoder, correct in (("a", "lstm", torch.ones(14, dtype=torch.bool)),
+                                   ("b", "rnn", rnn_right)):
+        run = tmp_path / name
+        run.mkdir()
+        short, long_ = correct[:8].float().mean().item(), correct[8:].float().mean().item()
+        (run / "results.json").write_text(json.dumps(result(encoder, 0, [short, long_], [8, 6])))
+        torch.save({"correct": correct, "lengths": lengths}, run / "test_predictions.pt")
+    png = tmp_path / "by_length.png"
+    assert compare.main([str(tmp_path), "--out", str(tmp_path / "t.md"), "--plot", str(png)]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert "| only lstm right | only rnn right | p |" in text
+    assert "| 0000-0127 | 2 | 0 | 0.5 |" in text  # exact: 2 * (1/2)^2
+    assert "| 0128-inf | 5 | 0 | 0.062 |" in text  # exact: 2 * (1/2)^5 = 0.0625
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    layout = None
+    for events in tmp_path.glob("events.out.tfevents.*"):
+        for event in EventFileLoader(str(events)).Load():
+            for value in event.summary.value:
+                if value.tag == "custom_scalars__config__":
+                    layout = layout_pb2.Layout.FromString(value.tensor.string_val[0])
+    assert layout is not None
+    charts = {c.title: c.multiline.tag for cat in layout.category for c in cat.chart}
+    assert charts["0128-inf"] == ["test/acc_by_len/0128-inf$"]

@@ -32,6 +32,13 @@ def test_model_groups_share_sizes_and_differ_in_encoder():
             k: v for k, v in lstm.model.items() if k != "encoder"}
 
 
+def test_experiment_lstm_vs_rnn_is_a_sweep_over_both_models_and_three_seeds():
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=lstm_vs_rnn"], return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert dict(cfg.hydra.sweeper.params) == {"model": "lstm,rnn", "seed": "0,1,2"}
+
+
 def test_overrides_are_typed():
     cfg = cfg_of("model.hidden_size=64", "eval.bucket_edges=[0,50,100]", "data.limit=10")
     assert cfg.model.hidden_size == 64 and cfg.data.limit == 10

@@ -3,7 +3,13 @@ import math
 import pytest
 import torch
 
-from sentiment_lstm.metrics import accuracy_by_length, bucket_names, bucketize, wilson_interval
+from sentiment_lstm.metrics import (
+    accuracy_by_length,
+    bucket_names,
+    bucketize,
+    mcnemar,
+    wilson_interval,
+)
 
 
 def test_bucket_names_are_zero_padded_and_open_ended():
@@ -33,3 +39,22 @@ def test_accuracy_by_length_counts_and_accuracies():
     assert table["0128-0255"]["acc"] == pytest.approx(2 / 3)
     assert math.isnan(table["0512-inf"]["acc"])
     assert sum(v["n"] for v in table.values()) == len(lengths)
+
+
+def pairs(only_a: int, only_b: int, both: int = 3, neither: int = 2):
+    a = [True] * only_a + [False] * only_b + [True] * both + [False] * neither
+    b = [False] * only_a + [True] * only_b + [True] * both + [False] * neither
+    return torch.tensor(a), torch.tensor(b)
+
+
+@pytest.mark.parametrize("only_a, only_b, p", [
+    (1, 5, 2 * (1 + 6) / 2**6),  # 0.21875
+    (2, 10, 2 * (1 + 12 + 66) / 2**12),  # 0.0385742...
+    (10, 2, 2 * (1 + 12 + 66) / 2**12),  # symmetric
+    (4, 4, 1.0),  # capped at 1
+    (0, 0, 1.0),  # no discordant pair: no evidence either way
+])
+def test_mcnemar_exact_hand_computed(only_a, only_b, p):
+    result = mcnemar(*pairs(only_a, only_b))
+    assert (result["b"], result["c"]) == (only_a, only_b)
+    assert result["p"] == pytest.approx(p, rel=1e-9)

@@ -67,8 +67,10 @@ def evaluate_split(model: SentimentClassifier, split: EncodedSplit, max_len: int
     return total.item() / len(split), correct.bool()
 
 
-def test_checkpoint(path: Path, test: EncodedSplit, cfg, device: torch.device) -> dict:
-    """A checkpoint's test loss and accuracy, overall and per review length (cfg: the run's)."""
+def test_checkpoint(path: Path, test: EncodedSplit, cfg,
+                    device: torch.device) -> tuple[dict, torch.Tensor]:
+    """A checkpoint's test loss and accuracy, overall and per review length (cfg: the run's),
+    and which reviews it got right."""
     best = distributed.gather(load_bundle(path) if distributed.rank() == 0
                               else None)[0]  # only rank 0's disk is sure to hold it
     model = SentimentClassifier(**best["model_args"])
@@ -78,7 +80,8 @@ def test_checkpoint(path: Path, test: EncodedSplit, cfg, device: torch.device) -
                                    cfg.trainer.precision)
     return {"acc": correct.float().mean().item(), "loss": loss, "n": len(test),
             "best_epoch": best["epoch"],
-            "acc_by_len": accuracy_by_length(correct, test.lengths, list(cfg.eval.bucket_edges))}
+            "acc_by_len": accuracy_by_length(correct, test.lengths,
+                                             list(cfg.eval.bucket_edges))}, correct
 
 
 def read_labeled(path: Path, labels: list[str], text_col: str = "text",

@@ -1,4 +1,4 @@
-"""Pure metric functions: accuracy, per-length buckets, Wilson intervals."""
+"""Pure metric functions: accuracy, per-length buckets, Wilson intervals, McNemar's test."""
 
 import math
 
@@ -27,6 +27,18 @@ def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, f
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return (centre - half, centre + half)
+
+
+def mcnemar(a_correct: Tensor, b_correct: Tensor) -> dict:
+    """McNemar's exact test of two classifiers scored on the same items: b = items only A got
+    right, c = items only B got right; p = two-sided binomial p-value of b against c."""
+    b = int((a_correct & ~b_correct).sum())
+    c = int((~a_correct & b_correct).sum())
+    n, k = b + c, min(b, c)
+    log_half_n = n * math.log(0.5)
+    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                        + log_half_n) for i in range(k + 1))
+    return {"b": b, "c": c, "p": min(1.0, 2 * tail) if n else 1.0}
 
 
 def accuracy_by_length(correct: Tensor, lengths: Tensor, edges: list[int]) -> dict[str, dict]:

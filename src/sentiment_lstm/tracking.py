@@ -62,3 +62,14 @@ def length_figure(table: dict[str, dict]):
     ax.set_ylabel("accuracy (%)")
     fig.tight_layout()
     return fig
+
+
+def write_length_layout(log_dir: str | Path, buckets: list[str]) -> None:
+    """A custom_scalars layout (TensorBoard's CUSTOM SCALARS tab) that overlays every run
+    below log_dir: one chart per length bucket, and the validation curves."""
+    layout = {"test accuracy by review length": {
+        b: ["Multiline", [f"test/acc_by_len/{b}$"]] for b in buckets},
+        "validation": {"val/acc": ["Multiline", ["val/acc$"]],
+                       "val/loss": ["Multiline", ["val/loss$"]]}}
+    with SummaryWriter(log_dir=str(log_dir)) as writer:
+        writer.add_custom_scalars(layout)

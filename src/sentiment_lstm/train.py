@@ -286,8 +286,11 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
 
 
 def _test(out: Path, test: EncodedSplit, cfg, device, tracker: Tracker, step: int) -> dict:
-    """Evaluate the best checkpoint on the test split, overall and per review length."""
-    result = test_checkpoint(out / "best.ckpt", test, cfg, device)
+    """Evaluate the best checkpoint on the test split, overall and per review length; keep
+    which reviews it got right (test_predictions.pt) for paired tests between runs."""
+    result, correct = test_checkpoint(out / "best.ckpt", test, cfg, device)
+    if distributed.rank() == 0:
+        atomic_save({"correct": correct, "lengths": test.lengths}, out / "test_predictions.pt")
     tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"]}, step)
     tracker.by_length("test", result["acc_by_len"], step)
     log.info("test acc %.4f; by length: %s", result["acc"],
