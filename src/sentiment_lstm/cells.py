@@ -14,6 +14,8 @@ State = tuple[Tensor, Tensor]  # (h, c), each (B, H)
 
 
 class LSTMCell(nn.Module):
+    trace: list[dict] | None = None  # diagnostics.py sets a list here to record every step
+
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
@@ -37,8 +39,11 @@ class LSTMCell(nn.Module):
         h, c = state
         gates = torch.addmm(x_proj, h, self.weight_hh.t())  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # forget some, write some
-        h = torch.sigmoid(o) * torch.tanh(c)  # expose some of the cell
+        i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
+        c = f * c + i * torch.tanh(g)  # forget some, write some
+        h = o * torch.tanh(c)  # expose some of the cell
+        if self.trace is not None:
+            self.trace.append({"input": i, "forget": f, "output": o, "cell": c, "hidden": h})
         return h, c
 
     def forward(self, x: Tensor, state: State) -> State:  # x (B, I)

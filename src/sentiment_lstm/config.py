@@ -112,12 +112,20 @@ class EvalConfig:
 
 
 @dataclass
+class DiagnosticsConfig:
+    every: int = 0  # optimizer steps between probes (TensorBoard diag/...); 0: off
+    reviews: int = 32  # the probe batch: the first validation reviews with >= `length` tokens
+    length: int = 256
+
+
+@dataclass
 class Config:
     data: DataConfig = MISSING
     model: ModelConfig = MISSING
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
+    diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     seed: int = 0
 
 
@@ -150,6 +158,9 @@ _RULES = [
     ("trainer.patience", lambda v: v > 0, "must be > 0"),
     ("trainer.threads", lambda v: v >= 0, "must be >= 0"),
     ("trainer.log_every", lambda v: v > 0, "must be > 0"),
+    ("diagnostics.every", lambda v: v >= 0, "must be >= 0 (0: off)"),
+    ("diagnostics.reviews", lambda v: v > 0, "must be > 0"),
+    ("diagnostics.length", lambda v: v > 0, "must be > 0"),
     (
         "eval.bucket_edges",
         lambda v: len(v) > 0 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),

@@ -43,9 +43,42 @@ class Tracker:
         for summary in hparams(clean, metrics):
             self.writer.file_writer.add_summary(summary)
 
+    def diagnostics(self, report: dict[str, dict], step: int) -> None:
+        """diagnostics.probe's report: gate histograms, curves against position as figures,
+        and ||dL/dh_t|| as scalars at five fixed positions."""
+        if not self.writer:
+            return
+        for name, row in report.items():
+            for gate in ("input", "forget_all", "output"):
+                if gate in row:
+                    self.writer.add_histogram(f"diag/gates/{name}/{gate.split('_')[0]}",
+                                              row[gate], step)
+            T = len(row["grad_h"])
+            for t in sorted({0, T // 4, T // 2, 3 * T // 4, T - 1}):
+                self.writer.add_scalar(f"diag/grad_h/{name}/t{t:04d}", row["grad_h"][t], step)
+        for key, label in (("grad_h", "mean ||dL/dh_t||"), ("forget", "mean forget gate"),
+                           ("cell_norm", "mean ||c_t||")):
+            curves = {name: row[key] for name, row in report.items() if key in row}
+            if curves:
+                self.writer.add_figure(f"diag/{key}_by_position",
+                                       position_figure(curves, label, log=key == "grad_h"), step)
+
     def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+
+def position_figure(curves: dict, label: str, log: bool = False):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, values in curves.items():
+        ax.plot(values.tolist(), label=name)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("position in the review (tokens)")
+    ax.set_ylabel(label)
+    ax.legend()
+    fig.tight_layout()
+    return fig
 
 
 def length_figure(table: dict[str, dict]):

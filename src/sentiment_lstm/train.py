@@ -40,6 +40,7 @@ from sentiment_lstm.checkpoint import (
 )
 from sentiment_lstm.config import ConfigError, register, validate
 from sentiment_lstm.data import DataError
+from sentiment_lstm.diagnostics import probe, probe_batch
 from sentiment_lstm.evaluate import autocast, evaluate_split, test_checkpoint
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.tokenizer import EncodedSplit, prepare
@@ -144,6 +145,13 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
             atomic_save(make_bundle(model, args, tok, cfg, **meta), out / "best.ckpt")
 
     tracker = Tracker(out if is_main else None)
+    diagnose = None
+    if cfg.diagnostics.every and is_main:
+        batch = [t.to(device) for t in probe_batch(splits["val"], cfg.diagnostics.reviews,
+                                                   cfg.diagnostics.length)]
+
+        def diagnose(step: int) -> None:
+            tracker.diagnostics(probe(model, *batch), step)
     data_stats = {"data/padding_fraction": padding_fraction(train, sampler, d.max_len,
                                                             d.truncate),
                   **{f"data/{k}": v
@@ -157,7 +165,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     with StopSignal() as stop:
         try:
             _epochs(ddp, opt, sched, splits, sampler, cfg, device, tracker, progress, stop,
-                    save_last, save_best)
+                    save_last, save_best, diagnose)
         except Interrupted:
             tracker.close()
             name = signal.Signals(stop.received).name
@@ -191,7 +199,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
 
 
 def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, save_last,
-            save_best) -> None:
+            save_best, diagnose) -> None:
     """Epochs from p["epoch"], batch p["batch"] on; updates the progress dict p in place."""
     d = cfg.data
     net = getattr(model, "module", model)  # evaluation bypasses DDP: shards differ in size
@@ -199,7 +207,7 @@ def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, s
         sampler.set_epoch(p["epoch"])
         epoch_start = time.perf_counter()
         _train_epoch(model, opt, sched, splits["train"], sampler, cfg, device, tracker, p, stop,
-                     save_last)
+                     save_last, diagnose)
         p["train_time"] += time.perf_counter() - epoch_start
         val_loss, val_correct = evaluate_split(net, splits["val"], d.max_len, d.truncate,
                                                device, cfg.trainer.precision)
@@ -226,7 +234,7 @@ def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, s
 
 
 def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, stop,
-                 save_last) -> None:
+                 save_last, diagnose) -> None:
     model.train()
     d = cfg.data
     window_tokens, window_start = 0, time.perf_counter()
@@ -280,6 +288,8 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
             bar.set_postfix(loss=f"{sums[0] / sums[2]:.3f}", acc=f"{sums[1] / sums[2]:.3f}",
                             tok_s=f"{tok_s:.0f}")
             window_tokens, window_start = 0, time.perf_counter()
+        if diagnose and p["step"] % cfg.diagnostics.every == 0:
+            diagnose(p["step"])
         if stop.received:
             save_last()
             raise Interrupted
