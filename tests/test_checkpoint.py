@@ -55,3 +55,12 @@ def test_bad_checkpoints_raise_one_clear_error(tmp_path, case, monkeypatch):
         load_bundle(path)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "pwned").exists()  # a pickled object is refused, never run
+
+
+def test_atomic_save_gives_the_file_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_save({"x": 1}, tmp_path / "a.ckpt")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.ckpt").stat().st_mode & 0o777 == 0o644

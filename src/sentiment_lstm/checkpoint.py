@@ -54,6 +54,9 @@ def atomic_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide runs from co-workers
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,7 +3,7 @@
     python -m sentiment_lstm.compare outputs/multirun/<time>        # every run below it
     python -m sentiment_lstm.compare outputs/runs/<a> outputs/runs/<b> --out table.md
     python -m sentiment_lstm.compare outputs/multirun/<time> --plot by_length.png
-    python -m sentiment_lstm.compare docs/results/                  # any results.json copies
+    python -m sentiment_lstm.compare docs/lstm_vs_rnn/              # copies of run folders
 
 Runs are grouped by encoder; with several seeds a cell is mean +- std over seeds, with one
 it is the accuracy and its 95% Wilson interval. Runs that kept their `test_predictions.pt`

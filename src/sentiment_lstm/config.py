@@ -19,6 +19,7 @@ class Source(Choice):
     local = "local"
     hub = "hub"
     download = "download"
+    synthetic = "synthetic"  # generated long-range task (data=synthetic_long), no IMDB at all
 
 
 class TokenizerModel(Choice):
@@ -51,6 +52,16 @@ class Pooling(Choice):
 
 
 @dataclass
+class SyntheticConfig:
+    """data.source=synthetic: a cue word decides the label, then `min_distance` to
+    `max_distance` (uniform) distractor words follow; one sequence per line of the split."""
+    reviews: int = 4000  # per split (train, test); validation is carved from train
+    min_distance: int = 0
+    max_distance: int = 400
+    noise: float = 0.0  # share of distractors that are cue words of random sentiment
+
+
+@dataclass
 class DataConfig:
     source: Source = Source.auto
     path: str | None = None  # aclImdb folder or tarball; else $SENTIMENT_LSTM_DATA
@@ -63,10 +74,11 @@ class DataConfig:
     tokenizer: TokenizerModel = TokenizerModel.word
     vocab_size: int = 30000
     min_frequency: int = 2
-    max_len: int = 400
+    max_len: int = 1000
     truncate: Truncate = Truncate.head
     batch_size: int = 128
     pool_batches: int = 50  # batches per shuffle pool: sorted inside a pool to cut padding
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
 
 @dataclass
@@ -139,6 +151,8 @@ def register() -> None:
 _RULES = [
     ("data.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)"),
     ("data.limit", lambda v: v is None or v > 0, "must be > 0 or null"),
+    ("data.synthetic.reviews", lambda v: v >= 10, "must be >= 10"),
+    ("data.synthetic.min_distance", lambda v: v >= 0, "must be >= 0"),
     ("data.vocab_size", lambda v: v > 2, "must be > 2"),
     ("data.min_frequency", lambda v: v >= 1, "must be >= 1"),
     ("data.max_len", lambda v: v > 0, "must be > 0"),
@@ -176,10 +190,13 @@ class ConfigError(ValueError):
 def validate(cfg) -> None:
     """Raise ConfigError naming the first key whose value is out of range."""
     for key, ok, rule in _RULES:
-        section, name = key.split(".")
-        value = cfg[section][name]
+        value = OmegaConf.select(cfg, key)
         if not ok(value):
             raise ConfigError(f"{key}={value!r} {rule}")
+    synthetic = cfg.data.synthetic
+    if synthetic.min_distance > synthetic.max_distance:
+        raise ConfigError(f"data.synthetic.min_distance={synthetic.min_distance} must be <= "
+                          f"data.synthetic.max_distance={synthetic.max_distance}")
     device = cfg.trainer.device
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"trainer.device={device!r} must be auto, cpu, cuda or cuda:N")

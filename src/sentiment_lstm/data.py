@@ -1,6 +1,9 @@
-"""IMDB sources (aclImdb folder or tarball, Hugging Face hub, official download) and splits."""
+"""IMDB sources (aclImdb folder or tarball, Hugging Face hub, official download), the
+synthetic long-range task, and the splits."""
 
+import json
 import os
+import random
 import re
 import socket
 import tarfile
@@ -26,7 +29,7 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # "local" (folder or tarball) or "hub"
+    kind: str  # "local" (folder or tarball), "hub" or "synthetic"
     location: str
     fingerprint: str  # cheap identity of the data, for the encoding cache
 
@@ -74,6 +77,9 @@ def _downloaded_copy(cfg) -> Path:
 
 def locate(cfg) -> Source:
     """Find the data named by cfg.source without reading it (downloading it if asked to)."""
+    if cfg.source == "synthetic":
+        spec = json.dumps({**cfg.synthetic, "seed": cfg.split_seed}, sort_keys=True)
+        return Source("synthetic", spec, f"synthetic:{spec}")
     path = cfg.path or os.environ.get(ENV_PATH)
     if cfg.source == "local" or (cfg.source == "auto" and path):
         if not path:
@@ -118,6 +124,8 @@ def read(source: Source) -> dict[str, Texts]:
     """All labeled reviews of the source as {"train": ..., "test": ...}, in a fixed order."""
     if source.kind == "hub":
         return _read_hub(source.location)
+    if source.kind == "synthetic":
+        return synthetic_long(**json.loads(source.location))
     path = Path(source.location)
     rows = _read_folder(path) if path.is_dir() else _read_tarball(path)
     out: dict[str, Texts] = {}
@@ -126,6 +134,35 @@ def read(source: Source) -> dict[str, Texts]:
         if {r[1] for r in picked} != {0, 1}:
             raise DataError(f"{path}: no {split} reviews of both labels in aclImdb/{split}/pos|neg")
         out[split] = ([r[3] for r in picked], [r[1] for r in picked])
+    return out
+
+
+CUES = (("awful", "terrible", "boring", "hated", "worst"),  # label 0
+        ("great", "wonderful", "superb", "loved", "excellent"))  # label 1
+DISTRACTORS = ("the", "a", "movie", "film", "plot", "actor", "scene", "story", "it", "was",
+               "and", "of", "to", "in", "that", "this", "with", "for", "as", "on", "its", "he",
+               "she", "they", "one", "two", "then", "some", "time", "so", "just")
+
+
+def synthetic_long(reviews: int, min_distance: int, max_distance: int, noise: float,
+                   seed: int) -> dict[str, Texts]:
+    """The "I .... I .... I like the movie" case made controllable: each sequence is a cue
+    word that decides the label, then a uniform number of distractor words in
+    [min_distance, max_distance]: neutral words, and with probability `noise` a cue word of
+    random sentiment that must not override the first. Length buckets are distance buckets."""
+    rng = random.Random(seed)
+
+    def distractor() -> str:
+        return rng.choice(CUES[rng.randrange(2)]) if rng.random() < noise else \
+            rng.choice(DISTRACTORS)
+
+    out = {}
+    for split in ("train", "test"):
+        labels = [i % 2 for i in range(reviews)]
+        texts = [" ".join([rng.choice(CUES[y])] + [
+            distractor() for _ in range(rng.randint(min_distance, max_distance))])
+            for y in labels]
+        out[split] = (texts, labels)
     return out
 
 

@@ -300,7 +300,8 @@ def _test(out: Path, test: EncodedSplit, cfg, device, tracker: Tracker, step: in
     which reviews it got right (test_predictions.pt) for paired tests between runs."""
     result, correct = test_checkpoint(out / "best.ckpt", test, cfg, device)
     if distributed.rank() == 0:
-        atomic_save({"correct": correct, "lengths": test.lengths}, out / "test_predictions.pt")
+        atomic_save({"correct": correct, "lengths": test.lengths.to(torch.int32)},
+                    out / "test_predictions.pt")
     tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"]}, step)
     tracker.by_length("test", result["acc_by_len"], step)
     log.info("test acc %.4f; by length: %s", result["acc"],
