@@ -63,10 +63,10 @@ def local_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def all_reduce(t: Tensor, op: str = "sum") -> Tensor:
-    """Reduce t in place over all ranks (sum or max); a no-op in one process."""
+def all_reduce(t: Tensor) -> Tensor:
+    """Sum t in place over all ranks; a no-op in one process."""
     if dist.is_initialized():
-        dist.all_reduce(t, dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MAX)
+        dist.all_reduce(t)
     return t
 
 

@@ -116,17 +116,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "early_stopped": False, "world": world,
                 "sums": [0.0, 0, 0]}  # this epoch's loss sum, correct, seen (all ranks)
     if last is not None:
-        if last["progress"]["world"] != world:
-            raise CheckpointError(f"{out / 'last.ckpt'} was written by {last['progress']['world']}"
-                                  f" process(es); resume it with as many, not {world}")
-        model.load_state_dict(last["state_dict"])
-        opt.load_state_dict(last["optimizer"])
-        sched.load_state_dict(last["scheduler"])
-        rng = last["rng"][rank]
-        torch.set_rng_state(rng["torch"])
-        if device.type == "cuda" and rng["cuda"] is not None:
-            torch.cuda.set_rng_state(rng["cuda"], device)
-        progress = last["progress"]
+        progress = _restore(last, out, model, opt, sched, device)
 
     def save_last() -> None:  # called on every rank: it gathers each rank's RNG state
         rng = distributed.gather({"torch": torch.get_rng_state(), "cuda": (
@@ -196,6 +186,23 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     log.info("results in %s: %s", out / "results.json",
              {k: results[k]["acc"] for k in ("val", "test") if k in results})
     return results
+
+
+def _restore(last: dict, out: Path, model, opt, sched, device: torch.device) -> dict:
+    """Load a last.ckpt's weights, optimizer, schedule and this rank's RNG state; returns
+    its progress dict."""
+    world = distributed.world()
+    if last["progress"]["world"] != world:
+        raise CheckpointError(f"{out / 'last.ckpt'} was written by {last['progress']['world']}"
+                              f" process(es); resume it with as many, not {world}")
+    model.load_state_dict(last["state_dict"])
+    opt.load_state_dict(last["optimizer"])
+    sched.load_state_dict(last["scheduler"])
+    rng = last["rng"][distributed.rank()]
+    torch.set_rng_state(rng["torch"])
+    if device.type == "cuda" and rng["cuda"] is not None:
+        torch.cuda.set_rng_state(rng["cuda"], device)
+    return last["progress"]
 
 
 def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, save_last,
