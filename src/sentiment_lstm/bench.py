@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
-from sentiment_lstm.batching import BucketBatchSampler, collate, padding_fraction
+from sentiment_lstm.batching import BucketBatchSampler, collate, fed_lengths, padding_fraction
 from sentiment_lstm.cells import LSTM
 from sentiment_lstm.config import DataConfig, ModelConfig
 from sentiment_lstm.models import SentimentClassifier
@@ -97,10 +97,11 @@ def bench_data(path: str) -> tuple[dict, tuple]:
             t = time.perf_counter()
             tok, splits = prepare(cfg)
             seconds.append(time.perf_counter() - t)
-    sampler = BucketBatchSampler(splits["train"].lengths.clamp(max=cfg.max_len),
+    sampler = BucketBatchSampler(fed_lengths(splits["train"].lengths, cfg.max_len, cfg.truncate),
                                  cfg.batch_size, cfg.pool_batches)
     report = {"prepare_cold_s": seconds[0], "prepare_warm_s": seconds[1],
-              "padding_fraction": padding_fraction(splits["train"], sampler, cfg.max_len)}
+              "padding_fraction": padding_fraction(splits["train"], sampler, cfg.max_len,
+                                                   cfg.truncate)}
     return report, (cfg, tok, splits["train"], sampler)
 
 
@@ -111,7 +112,7 @@ def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
     model_args = OmegaConf.to_container(OmegaConf.structured(ModelConfig), enum_to_str=True)
     model = SentimentClassifier(vocab_size=tok.get_vocab_size(), **model_args)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    ready = [collate(train, i, cfg.max_len) for i in index]
+    ready = [collate(train, i, cfg.max_len, cfg.truncate) for i in index]
 
     def pure() -> None:
         for b in ready[1:]:
@@ -119,7 +120,7 @@ def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
 
     def loop() -> None:
         for i in index[1:]:
-            b = collate(train, i, cfg.max_len)
+            b = collate(train, i, cfg.max_len, cfg.truncate)
             logits = model(b.tokens, b.lengths)
             loss = F.cross_entropy(logits, b.labels)
             opt.zero_grad(set_to_none=True)
