@@ -14,7 +14,7 @@ def test_reverse_padded_reverses_within_length_and_is_its_own_inverse():
 
 
 @pytest.mark.parametrize("encoder", ["lstm", "rnn", "torch_lstm"])
-@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "max_mean"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padding_never_changes_logits(encoder, pooling, bidirectional):
     torch.manual_seed(0)
@@ -28,6 +28,47 @@ def test_padding_never_changes_logits(encoder, pooling, bidirectional):
     torch.testing.assert_close(batch[1:], alone, atol=1e-6, rtol=0)
     more_pad = model(torch.cat([tokens, torch.zeros(2, 4, dtype=torch.long)], 1), lengths)
     torch.testing.assert_close(more_pad, batch, atol=1e-6, rtol=0)
+
+
+def test_max_mean_pooling_is_max_and_mean_side_by_side():
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=20, embed_dim=6, hidden_size=5, pooling="max_mean")
+    model.eval()
+    tokens, lengths = torch.tensor([[3, 4, 5], [6, 7, 0]]), torch.tensor([3, 2])
+    out, _ = model.encoder(model.embed(tokens.t()), lengths)  # (T, B, 5)
+    feats = torch.cat([out[:2, 1].amax(0), out[:2, 1].mean(0)])  # review 1 has 2 tokens
+    expected = model.head(feats)
+    torch.testing.assert_close(model(tokens, lengths)[1], expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "rnn", "torch_lstm"])
+def test_orthogonal_init_makes_every_recurrent_gate_block_orthogonal(encoder):
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=20, embed_dim=6, hidden_size=5, num_layers=2,
+                                bidirectional=True, encoder=encoder, init="orthogonal")
+    blocks = [b for name, p in model.named_parameters() if "weight_hh" in name
+              for b in p.detach().split(5)]
+    assert len(blocks) == 4 * (4 if encoder != "rnn" else 1)  # 2 layers x 2 directions
+    for b in blocks:
+        torch.testing.assert_close(b @ b.t(), torch.eye(5), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "torch_lstm"])
+def test_forget_bias_shifts_only_the_forget_gate(encoder):
+    kw = dict(vocab_size=20, embed_dim=6, hidden_size=5, encoder=encoder)
+    torch.manual_seed(0)
+    base = dict(SentimentClassifier(**kw).named_parameters())
+    torch.manual_seed(0)
+    shifted = dict(SentimentClassifier(forget_bias=1.0, **kw).named_parameters())
+    for name, p in shifted.items():
+        delta = (p - base[name]).detach()
+        if "bias_hh" in name:  # gates i, f, g, o: +1 on f only
+            expected = torch.tensor([0.0] * 5 + [1.0] * 5 + [0.0] * 10)
+            torch.testing.assert_close(delta, expected, atol=1e-6, rtol=0)
+        else:
+            assert not delta.any(), name
+    with pytest.raises(ValueError, match="forget_bias"):
+        SentimentClassifier(vocab_size=20, encoder="rnn", forget_bias=1.0)
 
 
 def test_custom_lstm_and_torch_lstm_agree_with_copied_weights():

@@ -111,7 +111,7 @@ def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
     index = list(itertools.islice(sampler, n_batches + 1))
     model_args = OmegaConf.to_container(OmegaConf.structured(ModelConfig), enum_to_str=True)
     model = SentimentClassifier(vocab_size=tok.get_vocab_size(), **model_args)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as train.py
     ready = [collate(train, i, cfg.max_len, cfg.truncate) for i in index]
 
     def pure() -> None:

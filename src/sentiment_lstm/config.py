@@ -49,6 +49,12 @@ class Pooling(Choice):
     last = "last"
     max = "max"
     mean = "mean"
+    max_mean = "max_mean"  # both, concatenated
+
+
+class Init(Choice):  # recurrent weights
+    default = "default"  # uniform(+-1/sqrt(H)), as nn.LSTM / nn.RNN
+    orthogonal = "orthogonal"  # each gate's H x H block orthogonal
 
 
 @dataclass
@@ -91,6 +97,8 @@ class ModelConfig:
     dropout: float = 0.3
     embed_dropout: float = 0.3
     pooling: Pooling = Pooling.max
+    init: Init = Init.default
+    forget_bias: float = 0.0  # added to the LSTM forget gate's bias at initialisation
 
 
 @dataclass
@@ -197,6 +205,8 @@ def validate(cfg) -> None:
     if synthetic.min_distance > synthetic.max_distance:
         raise ConfigError(f"data.synthetic.min_distance={synthetic.min_distance} must be <= "
                           f"data.synthetic.max_distance={synthetic.max_distance}")
+    if cfg.model.forget_bias and cfg.model.encoder == Encoder.rnn:
+        raise ConfigError("model.forget_bias needs an LSTM: model.encoder=rnn has no forget gate")
     device = cfg.trainer.device
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"trainer.device={device!r} must be auto, cpu, cuda or cuda:N")

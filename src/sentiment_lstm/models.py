@@ -76,13 +76,30 @@ class TorchEncoder(nn.Module):
         return rnn(x)[0]
 
 
+@torch.no_grad()
+def init_recurrent(encoder: nn.Module, init: str, forget_bias: float = 0.0) -> None:
+    """init="orthogonal": each gate's H x H block of every recurrent weight orthogonal
+    (Saxe et al. 2014), so early gradients neither explode nor vanish through the steps.
+    forget_bias (LSTMs): added to the forget gate's bias (Jozefowicz et al. 2015)."""
+    if init not in ("default", "orthogonal"):
+        raise ValueError(f"unknown init {init!r}")
+    for name, p in encoder.named_parameters():
+        if init == "orthogonal" and "weight_hh" in name:
+            for block in p.split(p.shape[1]):  # i, f, g, o (LSTM) or the one RNN block
+                nn.init.orthogonal_(block)
+        if forget_bias and "bias_hh" in name:
+            H = p.shape[0] // 4
+            p[H:2 * H] += forget_bias  # gate order i, f, g, o
+
+
 class SentimentClassifier(nn.Module):
     def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden_size: int = 256,
                  num_layers: int = 1, encoder: str = "lstm", bidirectional: bool = False,
                  dropout: float = 0.0, embed_dropout: float = 0.0, pooling: str = "last",
-                 num_classes: int = 2, pad_id: int = 0):
+                 init: str = "default", forget_bias: float = 0.0, num_classes: int = 2,
+                 pad_id: int = 0):
         super().__init__()
-        if pooling not in ("last", "max", "mean"):
+        if pooling not in ("last", "max", "mean", "max_mean"):
             raise ValueError(f"unknown pooling {pooling!r}")
         self.pooling, self.embed_dropout = pooling, embed_dropout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
@@ -93,17 +110,20 @@ class SentimentClassifier(nn.Module):
             self.encoder = TorchEncoder(nn.RNN if encoder == "rnn" else nn.LSTM, *args)
         else:
             raise ValueError(f"unknown encoder {encoder!r}")
+        if forget_bias and encoder == "rnn":
+            raise ValueError("forget_bias needs an LSTM encoder")
+        init_recurrent(self.encoder, init, forget_bias)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        width = hidden_size * (2 if bidirectional else 1) * (2 if pooling == "max_mean" else 1)
+        self.head = nn.Linear(width, num_classes)
 
     def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
         x = self.embed(tokens.t())  # (T, B, E)
         x = F.dropout(x, self.embed_dropout, self.training)
         out, last = self.encoder(x, lengths)  # (T, B, D), (B, D)
-        if self.pooling == "last":
-            feats = last
-        elif self.pooling == "max":
-            feats = out.masked_fill(~_mask(lengths, out.shape[0]), float("-inf")).amax(0)
-        else:
-            feats = out.sum(0) / lengths[:, None].to(out.dtype)
-        return self.head(self.drop(feats))  # (B, num_classes)
+        feats = [last] if self.pooling == "last" else []
+        if self.pooling in ("max", "max_mean"):
+            feats.append(out.masked_fill(~_mask(lengths, out.shape[0]), float("-inf")).amax(0))
+        if self.pooling in ("mean", "max_mean"):
+            feats.append(out.sum(0) / lengths[:, None].to(out.dtype))  # out is 0 at padding
+        return self.head(self.drop(torch.cat(feats, -1)))  # (B, num_classes)

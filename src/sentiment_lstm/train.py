@@ -102,8 +102,8 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
         ddp = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
         torch.manual_seed(cfg.seed + rank)  # each rank its own dropout masks
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
-                            weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,  # fused: one kernel per step
+                            weight_decay=cfg.optim.weight_decay, fused=True)
     train = splits["train"]
     sampler = BucketBatchSampler(fed_lengths(train.lengths, d.max_len, d.truncate), d.batch_size,
                                  d.pool_batches, shuffle=True, seed=cfg.seed, rank=rank,
