@@ -53,14 +53,11 @@ def logged_steps(run: Path, tag: str = "train/loss") -> list[int]:
 
 
 def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_args):
-    # With a weight average (optim.ema), which must be saved and restored as well; the plain
-    # path's resume is tested under torchrun (test_distributed.py).
-    args = [*data_args, *SMALL, "optim.ema=0.9"]
     full = tmp_path / "full"
-    assert train(*args, f"hydra.run.dir={full}", cwd=tmp_path).returncode == 0
+    assert train(*data_args, *SMALL, f"hydra.run.dir={full}", cwd=tmp_path).returncode == 0
 
     cut = tmp_path / "runs" / "cut"
-    proc = start(*args, f"hydra.run.dir={cut}", cwd=tmp_path)
+    proc = start(*data_args, *SMALL, f"hydra.run.dir={cut}", cwd=tmp_path)
     deadline = time.time() + 120
     while "parameters on" not in _read(cut / "train.log"):
         assert time.time() < deadline and proc.poll() is None, proc.communicate()
@@ -85,10 +82,6 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_a
         h["val_acc"] for h in full_results["history"]]
     for name, tensor in full_weights.items():
         assert torch.equal(cut_weights[name], tensor), name
-    full_ema, cut_ema = (checkpoint.load_bundle(r / "last.ckpt")["ema"] for r in (full, cut))
-    assert full_ema.keys() == cut_ema.keys() and len(full_ema) > 1
-    for name, tensor in full_ema.items():
-        assert torch.equal(cut_ema[name], tensor), name
     assert logged_steps(cut) == logged_steps(full)  # no gap, no duplicate step
 
 

@@ -108,7 +108,6 @@ class OptimConfig:
     grad_clip: float = 1.0
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05  # cosine decay ends at lr * min_lr_ratio
-    ema: float = 0.0  # > 0: validate, keep and test a moving average of the weights (decay/step)
 
 
 @dataclass
@@ -177,7 +176,6 @@ _RULES = [
     ("optim.grad_clip", lambda v: v > 0, "must be > 0"),
     ("optim.warmup_steps", lambda v: v >= 0, "must be >= 0"),
     ("optim.min_lr_ratio", lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-    ("optim.ema", lambda v: 0 <= v < 1, "must be in [0, 1) (0: off)"),
     ("trainer.max_epochs", lambda v: v > 0, "must be > 0"),
     ("trainer.patience", lambda v: v > 0, "must be > 0"),
     ("trainer.threads", lambda v: v >= 0, "must be >= 0"),

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from sentiment_lstm import __version__, distributed
@@ -109,10 +108,6 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     sampler = BucketBatchSampler(fed_lengths(train.lengths, d.max_len, d.truncate), d.batch_size,
                                  d.pool_batches, shuffle=True, seed=cfg.seed, rank=rank,
                                  world=world)
-    # optim.ema: the weights that are validated, saved as best and tested are a moving average
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema)) \
-        if cfg.optim.ema else None
-    kept = ema.module if ema is not None else model
     total_steps = cfg.trainer.max_epochs * len(sampler)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(
         s, cfg.optim.warmup_steps, total_steps, cfg.optim.min_lr_ratio))
@@ -121,7 +116,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "early_stopped": False, "world": world,
                 "sums": [0.0, 0, 0]}  # this epoch's loss sum, correct, seen (all ranks)
     if last is not None:
-        progress = _restore(last, out, model, opt, sched, ema, device)
+        progress = _restore(last, out, model, opt, sched, device)
 
     def save_last() -> None:  # called on every rank: it gathers each rank's RNG state
         rng = distributed.gather({"torch": torch.get_rng_state(), "cuda": (
@@ -130,15 +125,14 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
             return
         state = make_bundle(model, args, tok, cfg, epoch=progress["epoch"],
                             step=progress["step"], optimizer=opt.state_dict(),
-                            scheduler=sched.state_dict(), rng=rng, progress=progress,
-                            ema=ema.state_dict() if ema is not None else None)
+                            scheduler=sched.state_dict(), rng=rng, progress=progress)
         atomic_save(state, out / "last.ckpt")
         if cfg.trainer.keep_epoch_checkpoints and progress["batch"] == 0:  # an epoch's end
             atomic_save(state, out / f"epoch{progress['epoch'] - 1:03d}.ckpt")
 
     def save_best(**meta) -> None:
         if is_main:
-            atomic_save(make_bundle(kept, args, tok, cfg, **meta), out / "best.ckpt")
+            atomic_save(make_bundle(model, args, tok, cfg, **meta), out / "best.ckpt")
 
     tracker = Tracker(out if is_main else None)
     diagnose = None
@@ -160,7 +154,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
 
     with StopSignal() as stop:
         try:
-            _epochs(ddp, ema, opt, sched, splits, sampler, cfg, device, tracker, progress, stop,
+            _epochs(ddp, opt, sched, splits, sampler, cfg, device, tracker, progress, stop,
                     save_last, save_best, diagnose)
         except Interrupted:
             tracker.close()
@@ -194,7 +188,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     return results
 
 
-def _restore(last: dict, out: Path, model, opt, sched, ema, device: torch.device) -> dict:
+def _restore(last: dict, out: Path, model, opt, sched, device: torch.device) -> dict:
     """Load a last.ckpt's weights, optimizer, schedule and this rank's RNG state; returns
     its progress dict."""
     world = distributed.world()
@@ -204,8 +198,6 @@ def _restore(last: dict, out: Path, model, opt, sched, ema, device: torch.device
     model.load_state_dict(last["state_dict"])
     opt.load_state_dict(last["optimizer"])
     sched.load_state_dict(last["scheduler"])
-    if ema is not None:
-        ema.load_state_dict(last["ema"])
     rng = last["rng"][distributed.rank()]
     torch.set_rng_state(rng["torch"])
     if device.type == "cuda" and rng["cuda"] is not None:
@@ -213,17 +205,16 @@ def _restore(last: dict, out: Path, model, opt, sched, ema, device: torch.device
     return last["progress"]
 
 
-def _epochs(model, ema, opt, sched, splits, sampler, cfg, device, tracker, p, stop, save_last,
+def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, save_last,
             save_best, diagnose) -> None:
     """Epochs from p["epoch"], batch p["batch"] on; updates the progress dict p in place."""
     d = cfg.data
-    # Evaluation bypasses DDP (shards differ in size) and reads the average when there is one.
-    net = ema.module if ema is not None else getattr(model, "module", model)
+    net = getattr(model, "module", model)  # evaluation bypasses DDP: shards differ in size
     while p["epoch"] < cfg.trainer.max_epochs and not p["early_stopped"]:
         sampler.set_epoch(p["epoch"])
         epoch_start = time.perf_counter()
-        _train_epoch(model, ema, opt, sched, splits["train"], sampler, cfg, device, tracker, p,
-                     stop, save_last, diagnose)
+        _train_epoch(model, opt, sched, splits["train"], sampler, cfg, device, tracker, p, stop,
+                     save_last, diagnose)
         p["train_time"] += time.perf_counter() - epoch_start
         val_loss, val_correct = evaluate_split(net, splits["val"], d.max_len, d.truncate,
                                                device, cfg.trainer.precision)
@@ -249,7 +240,7 @@ def _epochs(model, ema, opt, sched, splits, sampler, cfg, device, tracker, p, st
             raise Interrupted
 
 
-def _train_epoch(model, ema, opt, sched, train, sampler, cfg, device, tracker, p, stop,
+def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, stop,
                  save_last, diagnose) -> None:
     model.train()
     d = cfg.data
@@ -287,8 +278,6 @@ def _train_epoch(model, ema, opt, sched, train, sampler, cfg, device, tracker, p
             p["skipped"] += 1
         else:
             opt.step()
-            if ema is not None:
-                ema.update_parameters(getattr(model, "module", model))
         sched.step()
         p["step"] += 1
         p["batch"] += 1
