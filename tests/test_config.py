@@ -39,6 +39,16 @@ def test_experiment_lstm_vs_rnn_is_a_sweep_over_both_models_and_three_seeds():
     assert dict(cfg.hydra.sweeper.params) == {"model": "lstm,rnn", "seed": "0,1,2"}
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in Path(CONFIGS, "experiment").glob("*.yaml")))
+def test_every_experiment_composes_validates_and_sweeps_seeds(name):
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+    validate(cfg)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.hydra.sweeper.params.seed == "0,1,2"
+    assert cfg.hydra.sweep.dir.endswith(f"_{name}")
+
+
 def test_overrides_are_typed():
     cfg = cfg_of("model.hidden_size=64", "eval.bucket_edges=[0,50,100]", "data.limit=10")
     assert cfg.model.hidden_size == 64 and cfg.data.limit == 10
