@@ -53,24 +53,6 @@ def test_orthogonal_init_makes_every_recurrent_gate_block_orthogonal(encoder):
         torch.testing.assert_close(b @ b.t(), torch.eye(5), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("encoder", ["lstm", "torch_lstm"])
-def test_forget_bias_shifts_only_the_forget_gate(encoder):
-    kw = dict(vocab_size=20, embed_dim=6, hidden_size=5, encoder=encoder)
-    torch.manual_seed(0)
-    base = dict(SentimentClassifier(**kw).named_parameters())
-    torch.manual_seed(0)
-    shifted = dict(SentimentClassifier(forget_bias=1.0, **kw).named_parameters())
-    for name, p in shifted.items():
-        delta = (p - base[name]).detach()
-        if "bias_hh" in name:  # gates i, f, g, o: +1 on f only
-            expected = torch.tensor([0.0] * 5 + [1.0] * 5 + [0.0] * 10)
-            torch.testing.assert_close(delta, expected, atol=1e-6, rtol=0)
-        else:
-            assert not delta.any(), name
-    with pytest.raises(ValueError, match="forget_bias"):
-        SentimentClassifier(vocab_size=20, encoder="rnn", forget_bias=1.0)
-
-
 def test_custom_lstm_and_torch_lstm_agree_with_copied_weights():
     torch.manual_seed(0)
     kw = dict(vocab_size=20, embed_dim=6, hidden_size=5, bidirectional=True, pooling="max")

@@ -98,7 +98,6 @@ class ModelConfig:
     embed_dropout: float = 0.3
     pooling: Pooling = Pooling.max
     init: Init = Init.default
-    forget_bias: float = 0.0  # added to the LSTM forget gate's bias at initialisation
 
 
 @dataclass
@@ -205,8 +204,6 @@ def validate(cfg) -> None:
     if synthetic.min_distance > synthetic.max_distance:
         raise ConfigError(f"data.synthetic.min_distance={synthetic.min_distance} must be <= "
                           f"data.synthetic.max_distance={synthetic.max_distance}")
-    if cfg.model.forget_bias and cfg.model.encoder == Encoder.rnn:
-        raise ConfigError("model.forget_bias needs an LSTM: model.encoder=rnn has no forget gate")
     device = cfg.trainer.device
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"trainer.device={device!r} must be auto, cpu, cuda or cuda:N")

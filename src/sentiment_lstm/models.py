@@ -77,27 +77,22 @@ class TorchEncoder(nn.Module):
 
 
 @torch.no_grad()
-def init_recurrent(encoder: nn.Module, init: str, forget_bias: float = 0.0) -> None:
+def init_recurrent(encoder: nn.Module, init: str) -> None:
     """init="orthogonal": each gate's H x H block of every recurrent weight orthogonal
-    (Saxe et al. 2014), so early gradients neither explode nor vanish through the steps.
-    forget_bias (LSTMs): added to the forget gate's bias (Jozefowicz et al. 2015)."""
+    (Saxe et al. 2014), so early gradients neither explode nor vanish through the steps."""
     if init not in ("default", "orthogonal"):
         raise ValueError(f"unknown init {init!r}")
     for name, p in encoder.named_parameters():
         if init == "orthogonal" and "weight_hh" in name:
             for block in p.split(p.shape[1]):  # i, f, g, o (LSTM) or the one RNN block
                 nn.init.orthogonal_(block)
-        if forget_bias and "bias_hh" in name:
-            H = p.shape[0] // 4
-            p[H:2 * H] += forget_bias  # gate order i, f, g, o
 
 
 class SentimentClassifier(nn.Module):
     def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden_size: int = 256,
                  num_layers: int = 1, encoder: str = "lstm", bidirectional: bool = False,
                  dropout: float = 0.0, embed_dropout: float = 0.0, pooling: str = "last",
-                 init: str = "default", forget_bias: float = 0.0, num_classes: int = 2,
-                 pad_id: int = 0):
+                 init: str = "default", num_classes: int = 2, pad_id: int = 0):
         super().__init__()
         if pooling not in ("last", "max", "mean", "max_mean"):
             raise ValueError(f"unknown pooling {pooling!r}")
@@ -110,9 +105,7 @@ class SentimentClassifier(nn.Module):
             self.encoder = TorchEncoder(nn.RNN if encoder == "rnn" else nn.LSTM, *args)
         else:
             raise ValueError(f"unknown encoder {encoder!r}")
-        if forget_bias and encoder == "rnn":
-            raise ValueError("forget_bias needs an LSTM encoder")
-        init_recurrent(self.encoder, init, forget_bias)
+        init_recurrent(self.encoder, init)
         self.drop = nn.Dropout(dropout)
         width = hidden_size * (2 if bidirectional else 1) * (2 if pooling == "max_mean" else 1)
         self.head = nn.Linear(width, num_classes)
