@@ -82,8 +82,10 @@ def init_recurrent(encoder: nn.Module, init: str) -> None:
     (Saxe et al. 2014), so early gradients neither explode nor vanish through the steps."""
     if init not in ("default", "orthogonal"):
         raise ValueError(f"unknown init {init!r}")
+    if init == "default":  # the modules' own initialisation stands
+        return
     for name, p in encoder.named_parameters():
-        if init == "orthogonal" and "weight_hh" in name:
+        if "weight_hh" in name:
             for block in p.split(p.shape[1]):  # i, f, g, o (LSTM) or the one RNN block
                 nn.init.orthogonal_(block)
 
