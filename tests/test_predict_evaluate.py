@@ -11,7 +11,7 @@ import torch
 from conftest import make_review
 from test_cli import TINY, run_cli
 
-from sentiment_lstm import bench, evaluate, predict
+from sentiment_lstm import bench, compare, evaluate, predict
 from sentiment_lstm.checkpoint import FORMAT
 
 
@@ -81,10 +81,18 @@ def test_evaluate_can_feed_whole_reviews_to_a_model_trained_on_truncated_ones(ru
     assert reports[1]["truncate"] == "none" and reports[1]["truncated"] == 0
 
 
-def test_evaluate_on_imdb_test_split(run_dir, real_tarball):
-    ev = cli("evaluate", "--checkpoint", str(run_dir), "--data-path", str(real_tarball))
+def test_evaluate_on_imdb_test_split_writes_a_report_compare_reads(run_dir, real_tarball,
+                                                                    tmp_path):
+    out = tmp_path / "test.json"
+    ev = cli("evaluate", "--checkpoint", str(run_dir), "--data-path", str(real_tarball),
+             "--out", str(out))
     assert ev.returncode == 0, ev.stderr
     assert "(n=25000)" in ev.stdout
+    report = json.loads(out.read_text())
+    assert (report["encoder"], report["seed"], report["n"]) == ("lstm", 0, 25000)
+    assert compare.main([str(out), "--out", str(tmp_path / "t.md")]) == 0
+    table = (tmp_path / "t.md").read_text()
+    assert "| lstm (1 seed) |" in table and f"**{100 * report['acc']:.2f}**" in table
 
 
 def test_bench_measures_predict_throughput(run_dir, real_tarball):

@@ -31,14 +31,19 @@ from sentiment_lstm.tracking import write_length_layout  # noqa: E402
 
 
 def find_results(paths: list[str]) -> list[dict]:
-    """Every results.json-like file with test metrics; `predictions` is added from the run's
-    test_predictions.pt when it is there."""
+    """Every results.json-like file with test metrics, and every `evaluate --out` report of
+    the IMDB test split; `predictions` is added from the run's test_predictions.pt when it is
+    there."""
     found = []
     for p in map(Path, paths):
         files = [p] if p.is_file() else sorted(p.rglob("*.json"))
         for f in files:
             result = json.loads(f.read_text())
-            if isinstance(result, dict) and {"encoder", "test"} <= set(result):
+            if not isinstance(result, dict):
+                continue
+            if result.get("data") == "imdb/test" and "encoder" in result:  # evaluate's report
+                result = {"encoder": result["encoder"], "seed": result["seed"], "test": result}
+            if {"encoder", "test"} <= set(result):
                 predictions = f.with_name("test_predictions.pt")
                 if predictions.is_file():
                     result["predictions"] = torch.load(predictions, weights_only=True)

@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     print(format_report(report, clf.labels))
     if args.out:
         Path(args.out).write_text(json.dumps(
-            {"checkpoint": str(args.checkpoint), "data": args.file or "imdb/test",
-             "truncate": clf.truncate, "max_len": clf.max_len, **report}, indent=2))
+            {"checkpoint": str(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
+             "data": args.file or "imdb/test", "truncate": clf.truncate,
+             "max_len": clf.max_len, **report}, indent=2))
     return 0
 
 
