@@ -64,6 +64,7 @@ def test_overrides_are_typed():
     ("model.hidden_size=-1", "model.hidden_size"),
     ("model.dropout=1.0", "model.dropout"),
     ("optim.lr=0", "optim.lr"),
+    ("optim.adversarial=-1", "optim.adversarial"),
     ("data.batch_size=0", "data.batch_size"),
     ("data.val_fraction=1.5", "data.val_fraction"),
     ("eval.bucket_edges=[0,256,128]", "eval.bucket_edges"),

@@ -1,7 +1,9 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from sentiment_lstm.models import SentimentClassifier, reverse_padded
+from sentiment_lstm.train import adversarial_noise
 
 
 def test_reverse_padded_reverses_within_length_and_is_its_own_inverse():
@@ -87,3 +89,25 @@ def test_every_encoder_trains_under_cpu_bf16_autocast(encoder):
 def test_unknown_encoder_is_refused():
     with pytest.raises(ValueError, match="unknown encoder"):
         SentimentClassifier(vocab_size=5, encoder="gru")
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "rnn", "torch_lstm"])
+def test_adversarial_noise_has_norm_eps_per_review_and_raises_the_loss(encoder):
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=6, encoder=encoder,
+                                bidirectional=True, pooling="max").eval()
+    tokens, lengths = torch.randint(1, 50, (4, 9)), torch.tensor([9, 5, 3, 7])
+    tokens[torch.arange(9)[None, :] >= lengths[:, None]] = 0
+    labels = torch.tensor([0, 1, 1, 0])
+    noise = torch.zeros(9, 4, 8, requires_grad=True)
+    clean = F.cross_entropy(model(tokens, lengths, noise), labels, reduction="none")
+    clean.sum().backward()
+    r = adversarial_noise(noise.grad, 0.5)
+    assert torch.allclose(r.pow(2).sum(dim=(0, 2)).sqrt(), torch.full((4,), 0.5))
+    assert r[torch.arange(9)[:, None] >= lengths[None, :]].abs().max() == 0  # not on padding
+    with torch.no_grad():
+        moved = F.cross_entropy(model(tokens, lengths, r), labels, reduction="none")
+        other = adversarial_noise(torch.randn_like(r), 0.5)  # a random direction, same norm
+        random = F.cross_entropy(model(tokens, lengths, other), labels, reduction="none")
+    assert (moved > clean).all() and (moved - clean).abs().min() > (random - clean).abs().max()
+    assert torch.equal(adversarial_noise(torch.zeros(9, 4, 8), 0.5), torch.zeros(9, 4, 8))

@@ -102,6 +102,17 @@ def test_same_seed_gives_identical_results(tmp_path, data_args):
     assert a["val"] == b["val"] and a["test"] == b["test"]
 
 
+def test_adversarial_training_runs_end_to_end_and_changes_training(tmp_path, data_args):
+    histories = []
+    for eps in ("0", "2.0"):
+        run = tmp_path / f"eps{eps}"
+        proc = train(*data_args, *SMALL, "trainer.max_epochs=1", f"optim.adversarial={eps}",
+                     f"hydra.run.dir={run}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        histories.append(json.loads((run / "results.json").read_text())["history"])
+    assert histories[0][0]["train_loss"] != histories[1][0]["train_loss"]
+
+
 def test_crash_between_write_and_rename_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.ckpt"
     checkpoint.atomic_save({"format": checkpoint.FORMAT, "step": 1}, path)

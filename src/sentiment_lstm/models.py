@@ -112,8 +112,12 @@ class SentimentClassifier(nn.Module):
         width = hidden_size * (2 if bidirectional else 1) * (2 if pooling == "max_mean" else 1)
         self.head = nn.Linear(width, num_classes)
 
-    def forward(self, tokens: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, tokens: Tensor, lengths: Tensor, noise: Tensor | None = None) -> Tensor:
+        """tokens (B, T), lengths (B,) -> logits (B, classes); noise (T, B, E), if given, is
+        added to the embeddings (adversarial training's perturbation, train.py)."""
         x = self.embed(tokens.t())  # (T, B, E)
+        if noise is not None:
+            x = x + noise
         x = F.dropout(x, self.embed_dropout, self.training)
         out, last = self.encoder(x, lengths)  # (T, B, D), (B, D)
         feats = [last] if self.pooling == "last" else []

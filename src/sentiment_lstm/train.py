@@ -65,6 +65,13 @@ class Interrupted(RuntimeError):
     pass
 
 
+def adversarial_noise(grad: torch.Tensor, eps: float) -> torch.Tensor:
+    """The worst-case (to first order) perturbation of a batch's embeddings of L2 norm eps per
+    review: grad (T, B, E), the loss gradient with respect to them."""
+    norm = grad.pow(2).sum(dim=(0, 2), keepdim=True).sqrt()
+    return eps * grad / norm.clamp_min(1e-12)
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -249,13 +256,22 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
     bar = tqdm(batches(train, todo, d.max_len, d.truncate), total=len(sampler),
                initial=p["batch"], desc=f"epoch {p['epoch']}", leave=False,
                disable=not cfg.trainer.progress or distributed.rank() > 0)
+    eps = cfg.optim.adversarial
     for batch in bar:
         b = batch.to(device)
-        with autocast(device, cfg.trainer.precision):
-            logits = model(b.tokens, b.lengths).float()
-        loss = F.cross_entropy(logits, b.labels)
         opt.zero_grad(set_to_none=True)
+        noise = None  # with eps > 0, a zero perturbation whose gradient is the loss's
+        if eps:
+            noise = torch.zeros(*b.tokens.t().shape, cfg.model.embed_dim, device=device,
+                                requires_grad=True)
+        with autocast(device, cfg.trainer.precision):
+            logits = model(b.tokens, b.lengths, noise).float()
+        loss = F.cross_entropy(logits, b.labels)
         loss.backward()
+        if eps:
+            with autocast(device, cfg.trainer.precision):
+                adv = model(b.tokens, b.lengths, adversarial_noise(noise.grad, eps)).float()
+            F.cross_entropy(adv, b.labels).backward()  # accumulates onto the clean gradient
         # Clip: a recurrent net's gradient can explode on long reviews and undo training.
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
         # One all-reduce per step (nothing in one process): the ranks agree on skipping a
