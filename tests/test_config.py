@@ -49,8 +49,8 @@ def test_every_experiment_composes_validates_and_sweeps_seeds(name):
 
 
 def test_overrides_are_typed():
-    cfg = cfg_of("model.hidden_size=64", "eval.bucket_edges=[0,50,100]", "data.limit=10")
-    assert cfg.model.hidden_size == 64 and cfg.data.limit == 10
+    cfg = cfg_of("model.hidden_size=96", "eval.bucket_edges=[0,50,100]", "data.limit=10")
+    assert cfg.model.hidden_size == 96 and cfg.data.limit == 10
     assert list(cfg.eval.bucket_edges) == [0, 50, 100]
     with pytest.raises(ConfigCompositionException, match="hidden_size"):
         cfg_of("model.hidden_size=big")

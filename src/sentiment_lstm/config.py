@@ -91,7 +91,7 @@ class DataConfig:
 class ModelConfig:
     encoder: Encoder = Encoder.lstm
     embed_dim: int = 128
-    hidden_size: int = 64
+    hidden_size: int = 128
     num_layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.3
