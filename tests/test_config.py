@@ -63,6 +63,7 @@ def test_overrides_are_typed():
 @pytest.mark.parametrize("override, key", [
     ("model.hidden_size=-1", "model.hidden_size"),
     ("model.dropout=1.0", "model.dropout"),
+    ("model.word_dropout=-0.1", "model.word_dropout"),
     ("optim.lr=0", "optim.lr"),
     ("optim.adversarial=-1", "optim.adversarial"),
     ("data.batch_size=0", "data.batch_size"),

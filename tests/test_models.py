@@ -111,3 +111,20 @@ def test_adversarial_noise_has_norm_eps_per_review_and_raises_the_loss(encoder):
         random = F.cross_entropy(model(tokens, lengths, other), labels, reduction="none")
     assert (moved > clean).all() and (moved - clean).abs().min() > (random - clean).abs().max()
     assert torch.equal(adversarial_noise(torch.zeros(9, 4, 8), 0.5), torch.zeros(9, 4, 8))
+
+
+def test_word_dropout_drops_whole_tokens_in_training_only():
+    torch.manual_seed(0)
+    model = SentimentClassifier(vocab_size=50, embed_dim=8, hidden_size=6, word_dropout=0.5,
+                                bidirectional=True, pooling="max")
+    seen = []
+    model.encoder.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0]))
+    tokens, lengths = torch.randint(1, 50, (16, 40)), torch.full((16,), 40)
+    model(tokens, lengths)
+    model.eval()
+    model(tokens, lengths)
+    trained, evaluated = seen
+    assert torch.equal(evaluated, model.embed(tokens.t()))  # no dropout outside training
+    zero = (trained == 0).all(-1)  # (T, B): tokens whose whole vector was dropped
+    assert 0.4 < zero.float().mean() < 0.6
+    torch.testing.assert_close(trained[~zero], 2 * evaluated[~zero])  # the rest kept, scaled

@@ -96,6 +96,7 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.3
     embed_dropout: float = 0.3
+    word_dropout: float = 0.0  # drops whole tokens' embeddings (Gal & Ghahramani 2016)
     pooling: Pooling = Pooling.max
     init: Init = Init.default
 
@@ -175,6 +176,7 @@ _RULES = [
     ("model.num_layers", lambda v: v > 0, "must be > 0"),
     ("model.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("model.embed_dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("model.word_dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("optim.lr", lambda v: v > 0, "must be > 0"),
     ("optim.weight_decay", lambda v: v >= 0, "must be >= 0"),
     ("optim.grad_clip", lambda v: v > 0, "must be > 0"),

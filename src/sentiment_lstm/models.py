@@ -93,12 +93,13 @@ def init_recurrent(encoder: nn.Module, init: str) -> None:
 class SentimentClassifier(nn.Module):
     def __init__(self, *, vocab_size: int, embed_dim: int = 128, hidden_size: int = 256,
                  num_layers: int = 1, encoder: str = "lstm", bidirectional: bool = False,
-                 dropout: float = 0.0, embed_dropout: float = 0.0, pooling: str = "last",
-                 init: str = "default", num_classes: int = 2, pad_id: int = 0):
+                 dropout: float = 0.0, embed_dropout: float = 0.0, word_dropout: float = 0.0,
+                 pooling: str = "last", init: str = "default", num_classes: int = 2,
+                 pad_id: int = 0):
         super().__init__()
         if pooling not in ("last", "max", "mean", "max_mean"):
             raise ValueError(f"unknown pooling {pooling!r}")
-        self.pooling, self.embed_dropout = pooling, embed_dropout
+        self.pooling, self.embed_dropout, self.word_dropout = pooling, embed_dropout, word_dropout
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         args = (embed_dim, hidden_size, num_layers, bidirectional, dropout)
         if encoder == "lstm":
@@ -118,6 +119,8 @@ class SentimentClassifier(nn.Module):
         x = self.embed(tokens.t())  # (T, B, E)
         if noise is not None:
             x = x + noise
+        if self.word_dropout and self.training:  # drop whole tokens: (T, B, 1) mask
+            x = x * F.dropout(x.new_ones(*x.shape[:2], 1), self.word_dropout)
         x = F.dropout(x, self.embed_dropout, self.training)
         out, last = self.encoder(x, lengths)  # (T, B, D), (B, D)
         feats = [last] if self.pooling == "last" else []
