@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentiment_lstm.cells import LSTM, LSTMCell, copy_from_nn_lstm
+from sentiment_lstm.cells import LSTM, LSTMCell, LSTMLayer, copy_from_nn_lstm
 
 
 def test_cell_matches_nn_lstmcell():
@@ -30,15 +30,16 @@ def assert_close_grad(got, want, tol, precision, msg=""):
     torch.testing.assert_close(got, want, atol=atol, rtol=0, msg=msg)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+# fused: FusedLSTMScan's hand-written backward; under bf16 autocast the autograd loop runs
+@pytest.mark.parametrize("precision, fused", [("fp32", True), ("fp32", False), ("bf16", True)])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precision):
+def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precision, fused):
     torch.manual_seed(0)
     T, B, E, H = 9, 5, 4, 6
     value_tol, grad_tol = TOLERANCE[precision]
     ref = nn.LSTM(E, H, num_layers, bidirectional=bidirectional)
-    custom = LSTM(E, H, num_layers, bidirectional=bidirectional)
+    custom = LSTM(E, H, num_layers, bidirectional=bidirectional, fused=fused)
     copy_from_nn_lstm(custom, ref)
     lengths = torch.tensor([9, 3, 7, 1, 5])
     x = torch.randn(T, B, E)
@@ -65,9 +66,33 @@ def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precis
                                   msg=f"{name}_{suffix}")
 
 
-def test_padding_does_not_change_outputs_or_states():
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad):
     torch.manual_seed(0)
-    lstm = LSTM(3, 4, num_layers=2, bidirectional=True)
+    T, B, E, H = 11, 6, 3, 5
+    plain = LSTMLayer(E, H, reverse, fused=False).double()
+    fused = LSTMLayer(E, H, reverse, fused=True).double()
+    fused.load_state_dict(plain.state_dict())
+    x = torch.randn(T, B, E, dtype=torch.float64)
+    lengths = torch.tensor([11, 3, 7, 1, 11, 5])
+    results = []
+    for layer in (plain, fused):
+        xi = x.clone().requires_grad_(input_grad)
+        out, (h, c) = layer(xi, lengths)
+        weights = [torch.randn(t.shape, dtype=t.dtype, generator=torch.Generator().manual_seed(1))
+                   for t in (out, h, c)]
+        sum((t * w).sum() for t, w in zip((out, h, c), weights)).backward()
+        results.append([out, h, c, xi.grad, *(p.grad for p in layer.parameters())])
+    assert type(out.grad_fn).__name__ == "FusedLSTMScanBackward"  # the fused path ran
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_padding_does_not_change_outputs_or_states(fused):
+    torch.manual_seed(0)
+    lstm = LSTM(3, 4, num_layers=2, bidirectional=True, fused=fused)
     x = torch.randn(5, 1, 3)
     out, (h, c) = lstm(x, torch.tensor([5]))
     padded = torch.cat([x, torch.randn(4, 1, 3)])  # junk after the end must be ignored

@@ -1,4 +1,5 @@
-"""Forward+backward time of the custom LSTM against nn.LSTM (padded input) and nn.RNN.
+"""Forward+backward time of the custom LSTM against nn.LSTM (padded input) and nn.RNN;
+custom_lstm is the fused path (FusedLSTMScan), custom_lstm_autograd the plain autograd loop.
 
     python -m sentiment_lstm.bench                          # B=64 E=128 H=256, T=128,256,512
     python -m sentiment_lstm.bench --layers 2 --bidirectional --json bench.json
@@ -33,8 +34,11 @@ from sentiment_lstm.tokenizer import prepare
 
 def candidates(E: int, H: int, layers: int, bidirectional: bool) -> dict[str, nn.Module]:
     kw = dict(num_layers=layers, bidirectional=bidirectional)
-    return {"custom_lstm": LSTM(E, H, **kw), "nn.LSTM": nn.LSTM(E, H, **kw),
-            "nn.RNN": nn.RNN(E, H, **kw)}
+    fused = LSTM(E, H, **kw)
+    autograd = LSTM(E, H, **kw, fused=False)
+    autograd.load_state_dict(fused.state_dict())
+    return {"custom_lstm": fused, "custom_lstm_autograd": autograd,
+            "nn.LSTM": nn.LSTM(E, H, **kw), "nn.RNN": nn.RNN(E, H, **kw)}
 
 
 def fwd_bwd(model: nn.Module, x: Tensor, lengths: Tensor,
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     print(f"# {machine}")
-    print(f"{'device':>6} {'T':>5} {'candidate':>16} {'seconds':>9} {'tokens/s':>10} "
+    print(f"{'device':>6} {'T':>5} {'candidate':>25} {'seconds':>9} {'tokens/s':>10} "
           f"{'x nn.LSTM':>9}")
     rows = []
     for device in devices:
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             for row in bench(device, args.batch, args.embed, args.hidden, T, args.layers,
                              args.bidirectional, args.repeats, args.warmup, args.bf16):
                 rows.append(row)
-                print(f"{row['device']:>6} {T:>5} {row['candidate']:>16} {row['seconds']:>9.4f} "
+                print(f"{row['device']:>6} {T:>5} {row['candidate']:>25} {row['seconds']:>9.4f} "
                       f"{row['tokens_per_s']:>10.0f} {row['ratio_to_nn_lstm']:>9.2f}")
     report = {"machine": machine, "rows": rows}
     if args.data_path:

@@ -99,6 +99,7 @@ class ModelConfig:
     word_dropout: float = 0.0  # drops whole tokens' embeddings (Gal & Ghahramani 2016)
     pooling: Pooling = Pooling.max
     init: Init = Init.default
+    fused: bool = True  # the custom LSTM's hand-written backward; false: the autograd loop
 
 
 @dataclass
