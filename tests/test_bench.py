@@ -43,3 +43,5 @@ def test_bench_data_times_preparation_and_the_training_loop(tmp_path):
     assert data["pure_tokens_per_s"] > 0 and data["loop_tokens_per_s"] > 0
     assert data["loop_over_pure"] == pytest.approx(
         data["loop_tokens_per_s"] / data["pure_tokens_per_s"])
+    assert data["fused_speedup"] == pytest.approx(
+        data["pure_tokens_per_s"] / data["pure_autograd_lstm_tokens_per_s"])

@@ -111,16 +111,19 @@ def bench_data(path: str) -> tuple[dict, tuple]:
 
 def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
     """Training-loop tokens/s (collate, step, optimizer, clipping) against the model's own
-    forward+backward tokens/s on the same real IMDB batches, default model settings."""
+    forward+backward tokens/s on the same real IMDB batches, default model settings; and the
+    model's forward+backward with the custom LSTM's autograd loop (model.fused=false)."""
     index = list(itertools.islice(sampler, n_batches + 1))
     model_args = OmegaConf.to_container(OmegaConf.structured(ModelConfig), enum_to_str=True)
     model = SentimentClassifier(vocab_size=tok.get_vocab_size(), **model_args)
+    plain = SentimentClassifier(vocab_size=tok.get_vocab_size(), **(model_args | {"fused": False}))
+    plain.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as train.py
     ready = [collate(train, i, cfg.max_len, cfg.truncate) for i in index]
 
-    def pure() -> None:
+    def pure(net: SentimentClassifier = model) -> None:
         for b in ready[1:]:
-            F.cross_entropy(model(b.tokens, b.lengths), b.labels).backward()
+            F.cross_entropy(net(b.tokens, b.lengths), b.labels).backward()
 
     def loop() -> None:
         for i in index[1:]:
@@ -133,11 +136,15 @@ def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
             opt.step()
             loss.item(), (logits.argmax(1) == b.labels).sum().item()
 
-    F.cross_entropy(model(ready[0].tokens, ready[0].lengths), ready[0].labels).backward()
+    for net in (model, plain):
+        F.cross_entropy(net(ready[0].tokens, ready[0].lengths), ready[0].labels).backward()
     tokens = sum(int(b.lengths.sum()) for b in ready[1:])
-    pure_s, loop_s = timed(pure, torch.device("cpu")), timed(loop, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    pure_s, loop_s = timed(pure, cpu), timed(loop, cpu)
+    plain_s = timed(lambda: pure(plain), cpu)
     return {"pure_tokens_per_s": tokens / pure_s, "loop_tokens_per_s": tokens / loop_s,
-            "loop_over_pure": pure_s / loop_s}
+            "loop_over_pure": pure_s / loop_s, "pure_autograd_lstm_tokens_per_s": tokens / plain_s,
+            "fused_speedup": plain_s / pure_s}
 
 
 def bench_predict(checkpoint: str, path: str, n: int = 5000) -> dict:
