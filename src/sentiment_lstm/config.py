@@ -128,6 +128,7 @@ class TrainerConfig:
     skip_nonfinite: bool = False  # skip a batch with a non-finite loss instead of stopping
     keep_epoch_checkpoints: bool = False  # also keep epochNNN.ckpt, not only best and last
     precision: Precision = Precision.fp32
+    reuse_memory: bool = True  # keep freed memory for reuse (glibc malloc): memory.py
 
 
 @dataclass

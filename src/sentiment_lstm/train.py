@@ -42,6 +42,7 @@ from sentiment_lstm.config import ConfigError, register, validate
 from sentiment_lstm.data import DataError
 from sentiment_lstm.diagnostics import probe, probe_batch
 from sentiment_lstm.evaluate import autocast, evaluate_split, test_checkpoint
+from sentiment_lstm.memory import reuse_freed_memory
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.tokenizer import EncodedSplit, prepare
 from sentiment_lstm.tracking import Tracker
@@ -91,6 +92,8 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
     torch.manual_seed(cfg.seed)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
+    if cfg.trainer.reuse_memory and not reuse_freed_memory():
+        log.info("trainer.reuse_memory: not glibc, malloc left as it is")
     device = pick_device(cfg.trainer.device)
     d = cfg.data
     with distributed.main_first():  # one rank tokenizes and caches, the others read the cache
