@@ -45,3 +45,4 @@ def test_bench_data_times_preparation_and_the_training_loop(tmp_path):
         data["loop_tokens_per_s"] / data["pure_tokens_per_s"])
     assert data["fused_speedup"] == pytest.approx(
         data["pure_tokens_per_s"] / data["pure_autograd_lstm_tokens_per_s"])
+    assert data["loop_page_faults_per_step"] >= 0

@@ -6,6 +6,7 @@ custom_lstm is the fused path (FusedLSTMScan), custom_lstm_autograd the plain au
     python -m sentiment_lstm.bench --bf16                   # also bf16 autocast
     python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --lengths   # data prep only
     python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --predict outputs/runs/<run>
+    python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --lengths --loop --reuse-memory
 
 Candidates run interleaved in one process after a warm-up, so machine noise hits them alike;
 the ratio to nn.LSTM is the number to compare across machines. CUDA is timed with events.
@@ -15,6 +16,7 @@ import argparse
 import itertools
 import json
 import platform
+import resource
 import statistics
 import tempfile
 import time
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 from sentiment_lstm.batching import BucketBatchSampler, collate, fed_lengths, padding_fraction
 from sentiment_lstm.cells import LSTM
 from sentiment_lstm.config import DataConfig, ModelConfig
+from sentiment_lstm.memory import reuse_freed_memory
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.tokenizer import prepare
 
@@ -140,11 +143,14 @@ def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
         F.cross_entropy(net(ready[0].tokens, ready[0].lengths), ready[0].labels).backward()
     tokens = sum(int(b.lengths.sum()) for b in ready[1:])
     cpu = torch.device("cpu")
-    pure_s, loop_s = timed(pure, cpu), timed(loop, cpu)
+    pure_s = timed(pure, cpu)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    loop_s = timed(loop, cpu)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     plain_s = timed(lambda: pure(plain), cpu)
     return {"pure_tokens_per_s": tokens / pure_s, "loop_tokens_per_s": tokens / loop_s,
             "loop_over_pure": pure_s / loop_s, "pure_autograd_lstm_tokens_per_s": tokens / plain_s,
-            "fused_speedup": plain_s / pure_s}
+            "fused_speedup": plain_s / pure_s, "loop_page_faults_per_step": faults / n_batches}
 
 
 def bench_predict(checkpoint: str, path: str, n: int = 5000) -> dict:
@@ -181,16 +187,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-path", help="also time data preparation of this IMDB tarball")
     ap.add_argument("--loop", action="store_true",
                     help="with --data-path: training-loop against pure model tokens/s")
+    ap.add_argument("--reuse-memory", action="store_true",
+                    help="keep freed memory for reuse, as training does (memory.py)")
     ap.add_argument("--predict", metavar="CHECKPOINT",
                     help="with --data-path: predict throughput of this checkpoint")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
+    if args.reuse_memory:  # process-wide and for good: compare it across processes
+        reuse_freed_memory()
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
     machine = {"cpu": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+               "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+               "reuse_memory": args.reuse_memory}
     print(f"# {machine}")
     print(f"{'device':>6} {'T':>5} {'candidate':>25} {'seconds':>9} {'tokens/s':>10} "
           f"{'x nn.LSTM':>9}")
