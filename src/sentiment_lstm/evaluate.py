@@ -25,6 +25,7 @@ from sentiment_lstm import data, distributed
 from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
 from sentiment_lstm.checkpoint import CheckpointError, load_bundle
 from sentiment_lstm.config import Truncate
+from sentiment_lstm.memory import reuse_freed_memory
 from sentiment_lstm.metrics import accuracy_by_length, binary_report
 from sentiment_lstm.models import SentimentClassifier
 from sentiment_lstm.predict import InputError, load_classifier, read_jsonl, read_lines
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="override the checkpoint's truncation (none: whole reviews)")
     ap.add_argument("--max-len", type=int, help="override the checkpoint's data.max_len")
     args = ap.parse_args(argv)
+    reuse_freed_memory()  # as in training: each batch's buffers are not faulted in afresh
     try:
         clf = load_classifier(args.checkpoint, args.device)
         clf.truncate = args.truncate or clf.truncate
