@@ -7,6 +7,7 @@
 set -euo pipefail
 data=${1:?usage: bash scripts/bench_reuse_memory.sh <IMDB tarball or aclImdb folder>}
 out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 for round in 1 2; do
   python -m sentiment_lstm.bench --lengths --data-path "$data" --loop --json "$out/default$round.json" > /dev/null
   python -m sentiment_lstm.bench --lengths --data-path "$data" --loop --reuse-memory --json "$out/reuse$round.json" > /dev/null
