@@ -5,6 +5,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from sentiment_lstm.cells import LSTM, LSTMCell, LSTMLayer, copy_from_nn_lstm
 
+# The parity tests also run on a GPU where there is one (cuDNN's nn.LSTM as the reference).
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))]
+
 
 def test_cell_matches_nn_lstmcell():
     torch.manual_seed(0)
@@ -34,21 +38,24 @@ def assert_close_grad(got, want, tol, precision, msg=""):
 @pytest.mark.parametrize("precision, fused", [("fp32", True), ("fp32", False), ("bf16", True)])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precision, fused):
+@pytest.mark.parametrize("device", DEVICES)
+def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precision, fused,
+                                               device, monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # cuDNN's LSTM: true fp32
     torch.manual_seed(0)
     T, B, E, H = 9, 5, 4, 6
     value_tol, grad_tol = TOLERANCE[precision]
-    ref = nn.LSTM(E, H, num_layers, bidirectional=bidirectional)
-    custom = LSTM(E, H, num_layers, bidirectional=bidirectional, fused=fused)
+    ref = nn.LSTM(E, H, num_layers, bidirectional=bidirectional).to(device)
+    custom = LSTM(E, H, num_layers, bidirectional=bidirectional, fused=fused).to(device)
     copy_from_nn_lstm(custom, ref)
     lengths = torch.tensor([9, 3, 7, 1, 5])
-    x = torch.randn(T, B, E)
+    x = torch.randn(T, B, E, device=device)
     x_ref, x_new = x.clone().requires_grad_(), x.clone().requires_grad_()
 
     packed, (h_ref, c_ref) = ref(pack_padded_sequence(x_ref, lengths, enforce_sorted=False))
     out_ref, _ = pad_packed_sequence(packed, total_length=T)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        out_new, (h_new, c_new) = custom(x_new, lengths)
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out_new, (h_new, c_new) = custom(x_new, lengths.to(device))
     for got, want in ((out_new, out_ref), (h_new, h_ref), (c_new, c_ref)):
         assert got.dtype == torch.float32  # the state stays float32 under autocast
         torch.testing.assert_close(got, want, atol=value_tol, rtol=0)
@@ -68,20 +75,21 @@ def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precis
 
 @pytest.mark.parametrize("input_grad", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad):
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, device):
     torch.manual_seed(0)
     T, B, E, H = 11, 6, 3, 5
-    plain = LSTMLayer(E, H, reverse, fused=False).double()
-    fused = LSTMLayer(E, H, reverse, fused=True).double()
+    plain = LSTMLayer(E, H, reverse, fused=False).double().to(device)
+    fused = LSTMLayer(E, H, reverse, fused=True).double().to(device)
     fused.load_state_dict(plain.state_dict())
-    x = torch.randn(T, B, E, dtype=torch.float64)
-    lengths = torch.tensor([11, 3, 7, 1, 11, 5])
+    x = torch.randn(T, B, E, dtype=torch.float64, device=device)
+    lengths = torch.tensor([11, 3, 7, 1, 11, 5], device=device)
     results = []
     for layer in (plain, fused):
         xi = x.clone().requires_grad_(input_grad)
         out, (h, c) = layer(xi, lengths)
         weights = [torch.randn(t.shape, dtype=t.dtype, generator=torch.Generator().manual_seed(1))
-                   for t in (out, h, c)]
+                   .to(device) for t in (out, h, c)]
         sum((t * w).sum() for t, w in zip((out, h, c), weights)).backward()
         results.append([out, h, c, xi.grad, *(p.grad for p in layer.parameters())])
     assert type(out.grad_fn).__name__ == "FusedLSTMScanBackward"  # the fused path ran
