@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from sentiment_lstm.checkpoint import load_bundle
@@ -98,21 +97,3 @@ def test_bad_input_fails_fast_with_one_clear_error(tmp_path, override, message):
     assert "Traceback" not in proc.stderr
     assert not list(run_dir.glob("*.ckpt"))
 
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_trains_on_cuda_and_the_checkpoint_evaluates_on_cpu(tiny_tarball, tmp_path, precision):
-    run = tmp_path / "run"
-    proc = run_cli(f"data.path={tiny_tarball}", f"data.cache_dir={tmp_path / 'cache'}",
-                   f"hydra.run.dir={run}", "trainer.device=cuda", f"trainer.precision={precision}",
-                   *TINY, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((run / "results.json").read_text())
-    assert results["device"].startswith("cuda") and results["precision"] == precision
-    report = tmp_path / "cpu.json"
-    proc = subprocess.run([sys.executable, "-m", "sentiment_lstm.evaluate", "--checkpoint",
-                           str(run), "--data-path", str(tiny_tarball), "--device", "cpu",
-                           "--out", str(report)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    # fp32 on either device: the same predictions up to ties at 0.5; bf16 within a review
-    assert abs(json.loads(report.read_text())["acc"] - results["test"]["acc"]) <= 1 / 40

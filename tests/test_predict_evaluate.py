@@ -172,3 +172,21 @@ def test_predict_bad_checkpoint(run_dir, tmp_path, capsys, case, message):
     assert predict.main(["--checkpoint", str(target), "--text", "ok"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_trains_on_cuda_and_the_checkpoint_evaluates_on_cpu(tiny_tarball, tmp_path, precision):
+    run = tmp_path / "run"
+    proc = run_cli(f"data.path={tiny_tarball}", f"data.cache_dir={tmp_path / 'cache'}",
+                   f"hydra.run.dir={run}", "trainer.device=cuda", f"trainer.precision={precision}",
+                   *TINY, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run / "results.json").read_text())
+    assert results["device"].startswith("cuda") and results["precision"] == precision
+    report = tmp_path / "cpu.json"
+    ev = cli("evaluate", "--checkpoint", str(run), "--data-path", str(tiny_tarball),
+             "--device", "cpu", "--out", str(report))
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    # fp32 on either device: the same predictions up to ties at 0.5; bf16 within a review
+    assert abs(json.loads(report.read_text())["acc"] - results["test"]["acc"]) <= 1 / 40
