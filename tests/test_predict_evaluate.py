@@ -2,6 +2,7 @@
 
 import json
 import random
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +145,27 @@ def test_evaluate_bad_labeled_file(run_dir, tmp_path, capsys, content, message):
     assert evaluate.main(["--checkpoint", str(run_dir), "--file", str(path)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_evaluate_writes_out_even_when_its_reader_has_gone(run_dir, tmp_path):
+    labeled = write(tmp_path / "l.csv", b"text,label\nfine,pos\nawful,neg\n")
+    out = tmp_path / "report.json"
+    command = [sys.executable, "-m", "sentiment_lstm.evaluate", "--checkpoint", str(run_dir),
+               "--file", str(labeled), "--out", str(out)]
+    # `| true` closes the pipe at once, as `| head` does after its lines
+    subprocess.run(f"{shlex.join(command)} | true", shell=True, timeout=300, check=True)
+    assert json.loads(out.read_text())["n"] == 2
+
+
+def test_evaluate_refuses_an_out_path_it_cannot_write_before_evaluating(run_dir, tmp_path,
+                                                                       capsys):
+    path = write(tmp_path / "l.csv", b"text,label\nfine,pos\n")
+    out = tmp_path / "missing" / "report.json"
+    assert evaluate.main(["--checkpoint", str(run_dir), "--file", str(path),
+                          "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "no directory" in captured.err and captured.err.count("\n") == 1
+    assert captured.out == ""  # refused up front, not after the evaluation
 
 
 @pytest.mark.parametrize("case, message", [

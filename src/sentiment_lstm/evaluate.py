@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-len", type=int, help="override the checkpoint's data.max_len")
     args = ap.parse_args(argv)
     reuse_freed_memory()  # as in training: each batch's buffers are not faulted in afresh
+    if args.out and not Path(args.out).parent.is_dir():  # fail before minutes of evaluation
+        print(f"error: --out {args.out}: no directory {Path(args.out).parent}", file=sys.stderr)
+        return 2
     try:
         clf = load_classifier(args.checkpoint, args.device)
         clf.truncate = args.truncate or clf.truncate
@@ -167,12 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, InputError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_report(report, clf.labels))
-    if args.out:
+    if args.out:  # written before printing, so a closed pipe (`| head`) cannot lose it
         Path(args.out).write_text(json.dumps(
             {"checkpoint": str(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
              "data": args.file or "imdb/test", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2))
+    print(format_report(report, clf.labels))
     return 0
 
 
