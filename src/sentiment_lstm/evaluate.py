@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -180,4 +181,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head`: stop quietly, as cat does
     sys.exit(main())

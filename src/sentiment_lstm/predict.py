@@ -10,6 +10,7 @@ Python: load_classifier(path).predict(["A fine film.", "Dull."]) -> list of dict
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -145,4 +146,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head`: stop quietly, as cat does
     sys.exit(main())
