@@ -136,6 +136,7 @@ def test_non_finite_loss_stops_with_clear_error_or_is_skipped(tmp_path, data_arg
     err = proc.stderr
     assert proc.returncode == 2
     assert "non-finite loss or gradient at step" in err and "Traceback" not in err
+    assert logged_steps(tmp_path / "stop", "data/padding_fraction") == [0]  # flushed on error
     proc = train(*blow_up, "trainer.skip_nonfinite=true", f"hydra.run.dir={tmp_path / 'skip'}",
                  cwd=tmp_path)
     assert proc.returncode == 0

@@ -166,6 +166,9 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
         try:
             _epochs(ddp, opt, sched, splits, sampler, cfg, device, tracker, progress, stop,
                     save_last, save_best, diagnose)
+        except TrainingError:
+            tracker.close()  # the curves up to the failure reach the event file
+            raise
         except Interrupted:
             tracker.close()
             name = signal.Signals(stop.received).name
@@ -354,13 +357,17 @@ def run(cfg: DictConfig) -> float:
 def main() -> None:
     """The CLI. Under torchrun: join the process group first; rank 0 alone writes Hydra's
     files and the log file, the other ranks log warnings to the console."""
+    if not distributed.launched():
+        run()
+        return
     if distributed.init():
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=stdout",
                      "hydra.job_logging.root.level=WARNING"]
     try:
         run()
-    finally:
-        distributed.shutdown()
+    except SystemExit as e:  # Hydra's 1 and run()'s 2 and 130
+        distributed.finish(e.code)
+    distributed.finish(0)
 
 
 if __name__ == "__main__":
