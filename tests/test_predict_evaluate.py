@@ -14,6 +14,7 @@ from test_cli import TINY, run_cli
 
 from sentiment_lstm import bench, compare, evaluate, predict
 from sentiment_lstm.checkpoint import FORMAT
+from sentiment_lstm.metrics import accuracy_by_length
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +87,17 @@ def test_evaluate_on_imdb_test_split_writes_a_report_compare_reads(run_dir, real
                                                                     tmp_path):
     out = tmp_path / "test.json"
     ev = cli("evaluate", "--checkpoint", str(run_dir), "--data-path", str(real_tarball),
-             "--out", str(out))
+             "--out", str(out), "--predictions", str(tmp_path / "test_predictions.pt"))
     assert ev.returncode == 0, ev.stderr
     assert "(n=25000)" in ev.stdout
     report = json.loads(out.read_text())
     assert (report["encoder"], report["seed"], report["n"]) == ("lstm", 0, 25000)
+    [found] = compare.find_results([str(out)])  # with the predictions beside the report
+    kept = found["predictions"]
+    assert kept["correct"].shape == kept["lengths"].shape == (25000,)
+    assert kept["correct"].float().mean().item() == pytest.approx(report["acc"])
+    edges = predict.load_classifier(str(run_dir), "cpu").edges
+    assert accuracy_by_length(kept["correct"], kept["lengths"], edges) == report["acc_by_len"]
     assert compare.main([str(out), "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
     assert "| lstm (1 seed) |" in table and f"**{100 * report['acc']:.2f}**" in table

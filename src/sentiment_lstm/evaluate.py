@@ -7,6 +7,8 @@ model on an encoded split (training's validation and test use `evaluate_split`).
 
 Labels may be 0/1 or the checkpoint's label names (neg/pos). Writes a table to stdout and
 everything (per-length buckets with counts and 95% intervals too) to --out as JSON.
+`--predictions DIR/test_predictions.pt` (beside --out) keeps which reviews it got right, as a
+training run does, so that `compare` can pair two models review by review (McNemar).
 """
 
 import argparse
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 
 from sentiment_lstm import data, distributed
 from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
-from sentiment_lstm.checkpoint import CheckpointError, load_bundle
+from sentiment_lstm.checkpoint import CheckpointError, atomic_save, load_bundle
 from sentiment_lstm.config import Truncate
 from sentiment_lstm.memory import reuse_freed_memory
 from sentiment_lstm.metrics import accuracy_by_length, binary_report
@@ -110,14 +112,17 @@ def read_labeled(path: Path, labels: list[str], text_col: str = "text",
     return texts, ys
 
 
-def evaluate_texts(clf, texts: list[str], labels: list[int], batch_size: int = 128) -> dict:
+def evaluate_texts(clf, texts: list[str], labels: list[int],
+                   batch_size: int = 128) -> tuple[dict, dict]:
+    """The report, and which texts were classified right with their token counts (the
+    layout of a training run's test_predictions.pt)."""
     probs, lengths = clf.probabilities(texts, batch_size)
     y = torch.tensor(labels)
     pred = (probs >= 0.5).long()
     report = binary_report(pred, y)
     report["acc_by_len"] = accuracy_by_length(pred == y, lengths, clf.edges)
     report["truncated"] = int((lengths > fed_lengths(lengths, clf.max_len, clf.truncate)).sum())
-    return report
+    return report, {"correct": pred == y, "lengths": lengths.to(torch.int32)}
 
 
 def format_report(report: dict, labels: list[str]) -> str:
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-column", default="text")
     ap.add_argument("--label-column", default="label")
     ap.add_argument("--out", help="write the report as JSON here")
+    ap.add_argument("--predictions", help="write which texts it got right here (.pt)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--truncate", choices=[t.value for t in Truncate],
@@ -152,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-len", type=int, help="override the checkpoint's data.max_len")
     args = ap.parse_args(argv)
     reuse_freed_memory()  # as in training: each batch's buffers are not faulted in afresh
-    if args.out and not Path(args.out).parent.is_dir():  # fail before minutes of evaluation
-        print(f"error: --out {args.out}: no directory {Path(args.out).parent}", file=sys.stderr)
-        return 2
+    for flag, path in (("--out", args.out), ("--predictions", args.predictions)):
+        if path and not Path(path).parent.is_dir():  # fail before minutes of evaluation
+            print(f"error: {flag} {path}: no directory {Path(path).parent}", file=sys.stderr)
+            return 2
     try:
         clf = load_classifier(args.checkpoint, args.device)
         clf.truncate = args.truncate or clf.truncate
@@ -167,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path:
                 raise InputError(f"the IMDB test split needs --data-path or ${data.ENV_PATH}")
             texts, labels = data.read(data.local_source(Path(path)))["test"]
-        report = evaluate_texts(clf, texts, labels, args.batch_size)
+        report, predictions = evaluate_texts(clf, texts, labels, args.batch_size)
     except (CheckpointError, InputError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -176,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             {"checkpoint": str(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
              "data": args.file or "imdb/test", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2))
+    if args.predictions:
+        atomic_save(predictions, Path(args.predictions))
     print(format_report(report, clf.labels))
     return 0
 
