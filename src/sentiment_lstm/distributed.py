@@ -103,8 +103,9 @@ def finish(code: int | str | None = 0) -> NoReturn:
     A normal exit can abort (SIGABRT, "terminate called without an active exception"): with
     DDP the gloo group outlives `destroy_process_group` (torch 2.13), and a gloo worker thread
     that frees its last collective while the interpreter finalizes needs the GIL and aborts.
-    Seen once in CI; in a 2-rank DDP script on 2 busy cores, 3 runs in about 40. So flush the logs
-    and streams, then `os._exit`: nothing is left for finalization to do.
+    Seen once in CI; in a 2-rank DDP script on 2 busy cores, 4 runs in about 80 (none in 100
+    when ending here). So flush the logs and streams, then `os._exit`: nothing is left for
+    finalization to do.
     """
     if dist.is_initialized():
         dist.destroy_process_group()
