@@ -1,6 +1,7 @@
 """Data-parallel training under a real torchrun with 2 gloo processes on CPU."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -102,3 +103,16 @@ def test_sigterm_under_torchrun_then_resume_equals_uninterrupted_run(tmp_path, d
     for name in wa:
         assert torch.equal(wa[name], wb[name]), name
     assert not list((tmp_path / "outputs").glob("runs/*/results.json"))  # resumed in place
+
+
+@pytest.mark.parametrize("code, status, printed", [(0, 0, ""), (130, 130, ""),
+                                                    ("error: bad", 1, "error: bad")])
+def test_finish_exits_as_sys_exit_would_and_flushes_stdout_first(code, status, printed):
+    script = ("from sentiment_lstm import distributed\n"
+              "print('out', end='')\n"  # block-buffered into a pipe: os._exit alone drops it
+              f"distributed.finish({code!r})\n"
+              "raise SystemExit('not reached')")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert (proc.returncode, proc.stdout, proc.stderr.strip()) == (status, "out", printed)
