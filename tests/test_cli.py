@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sentiment_lstm.checkpoint import load_bundle
+from sentiment_lstm.checkpoint import load_bundle, load_predictions
 
 TINY = ["model.embed_dim=16", "model.hidden_size=16", "data.max_len=96", "data.batch_size=32",
         "trainer.max_epochs=2", "trainer.progress=false", "data.vocab_size=2000",
@@ -48,6 +48,8 @@ def test_sweep_trains_lstm_and_rnn_on_real_data(real_tarball, tmp_path):
         assert 0 <= test["acc"] <= 1
         correct = sum(b["correct"] for b in test["acc_by_len"].values())
         assert correct / 240 == pytest.approx(test["acc"])
+        kept = load_predictions(run / "test_predictions.csv")
+        assert kept["lengths"].shape == (240,) and int(kept["correct"].sum()) == correct
 
         logged = scalars(run)
         for tag in ("train/loss", "train/acc", "train/lr", "train/grad_norm",

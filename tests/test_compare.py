@@ -1,10 +1,12 @@
 import json
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 from tensorboard.plugins.custom_scalar import layout_pb2
 
 from sentiment_lstm import compare
+from sentiment_lstm.checkpoint import load_predictions, save_predictions
 
 
 def result(encoder: str, seed: int, accs: list[float], n: list[int]) -> dict:
@@ -46,7 +48,7 @@ def test_pairs_runs_per_bucket_plots_and_writes_a_tensorboard_layout(tmp_path):
         run.mkdir()
         short, long_ = correct[:8].float().mean().item(), correct[8:].float().mean().item()
         (run / "results.json").write_text(json.dumps(result(encoder, 0, [short, long_], [8, 6])))
-        torch.save({"correct": correct, "lengths": lengths}, run / "test_predictions.pt")
+        save_predictions(correct, lengths, run / "test_predictions.csv")
     png = tmp_path / "by_length.png"
     assert compare.main([str(tmp_path), "--out", str(tmp_path / "t.md"), "--plot", str(png)]) == 0
     text = (tmp_path / "t.md").read_text()
@@ -64,3 +66,26 @@ def test_pairs_runs_per_bucket_plots_and_writes_a_tensorboard_layout(tmp_path):
     assert layout is not None
     charts = {c.title: c.multiline.tag for cat in layout.category for c in cat.chart}
     assert charts["0128-inf"] == ["test/acc_by_len/0128-inf$"]
+
+
+def test_predictions_round_trip_as_csv(tmp_path):
+    correct, lengths = torch.tensor([True, False, True]), torch.tensor([5, 1200, 0])
+    save_predictions(correct, lengths, tmp_path / "p.csv")
+    assert (tmp_path / "p.csv").read_text() == "length,correct\n5,1\n1200,0\n0,1\n"
+    kept = load_predictions(tmp_path / "p.csv")
+    assert kept["correct"].equal(correct) and kept["lengths"].equal(lengths.to(torch.int32))
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("test_predictions.csv", b"length,correct\n5,1\n7,2\n", "not a predictions file"),
+    ("test_predictions.csv", b"length,correct\n", "not a predictions file"),
+    ("test_predictions.csv", b"\xff\xfe", "not a predictions file"),
+    ("results.json", b'{"encoder": "lstm", "te', "not a JSON file"),
+])
+def test_corrupt_results_or_predictions_are_a_one_line_error(tmp_path, capsys, name, content,
+                                                             message):
+    (tmp_path / "results.json").write_text(json.dumps(result("lstm", 0, [0.9, 0.8], [1, 1])))
+    (tmp_path / name).write_bytes(content)
+    assert compare.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / name}: {message}") and err.count("\n") == 1

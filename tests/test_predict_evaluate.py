@@ -87,7 +87,7 @@ def test_evaluate_on_imdb_test_split_writes_a_report_compare_reads(run_dir, real
                                                                     tmp_path):
     out = tmp_path / "test.json"
     ev = cli("evaluate", "--checkpoint", str(run_dir), "--data-path", str(real_tarball),
-             "--out", str(out), "--predictions", str(tmp_path / "test_predictions.pt"))
+             "--out", str(out), "--predictions", str(tmp_path / "test_predictions.csv"))
     assert ev.returncode == 0, ev.stderr
     assert "(n=25000)" in ev.stdout
     report = json.loads(out.read_text())

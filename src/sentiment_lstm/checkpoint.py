@@ -1,12 +1,13 @@
-"""Atomic save, safe load (weights_only), the self-contained bundle, finding what to resume,
-and the signal flag that makes training stop and save."""
+"""Atomic save, safe load (weights_only), the self-contained bundle, per-review predictions,
+finding what to resume, and the signal flag that makes training stop and save."""
 
 import logging
 import os
 import signal
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -46,12 +47,16 @@ def atomic_save(obj: Any, path: str | Path) -> None:
 
     A crash at any point leaves either the old file or the new one, never half of one.
     """
+    _atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -61,6 +66,33 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+PREDICTIONS_HEADER = "length,correct"
+
+
+def save_predictions(correct: torch.Tensor, lengths: torch.Tensor, path: str | Path) -> None:
+    """Which reviews a checkpoint got right, one CSV row per review in split order: its token
+    count and 1 (right) or 0 (wrong). `compare` pairs runs with it (McNemar)."""
+    rows = (f"{n},{int(c)}\n" for n, c in zip(lengths.tolist(), correct.tolist()))
+    text = PREDICTIONS_HEADER + "\n" + "".join(rows)
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def load_predictions(path: str | Path) -> dict[str, torch.Tensor]:
+    """save_predictions' file as {"correct": bool tensor, "lengths": int32 tensor}."""
+    try:
+        lines = Path(path).read_text().splitlines()
+        if lines[0] != PREDICTIONS_HEADER:
+            raise ValueError(f"header is not {PREDICTIONS_HEADER!r}")
+        rows = [tuple(map(int, line.split(","))) for line in lines[1:]]
+        if not rows or any(len(r) != 2 or r[0] < 0 or r[1] not in (0, 1) for r in rows):
+            raise ValueError("rows are not non-negative length, 0 or 1")
+    except (IndexError, ValueError) as e:  # ValueError includes UnicodeDecodeError
+        raise CheckpointError(f"{path}: not a predictions file ({e})") from None
+    lengths, correct = zip(*rows)
+    return {"correct": torch.tensor(correct, dtype=torch.bool),
+            "lengths": torch.tensor(lengths, dtype=torch.int32)}
 
 
 def make_bundle(model: torch.nn.Module, model_args: dict, tokenizer, cfg, **extra) -> dict:

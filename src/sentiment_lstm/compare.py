@@ -6,7 +6,7 @@
     python -m sentiment_lstm.compare docs/lstm_vs_rnn/              # copies of run folders
 
 Runs are grouped by encoder; with several seeds a cell is mean +- std over seeds, with one
-it is the accuracy and its 95% Wilson interval. Runs that kept their `test_predictions.pt`
+it is the accuracy and its 95% Wilson interval. Runs that kept their `test_predictions.csv`
 are also paired per bucket (McNemar's exact test, per seed, seeds matched by number). A
 TensorBoard custom_scalars layout overlaying the runs per length bucket is written into the
 first directory given (or --tensorboard DIR).
@@ -24,29 +24,32 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
 
+from sentiment_lstm.checkpoint import CheckpointError, load_predictions  # noqa: E402
 from sentiment_lstm.metrics import bucketize, mcnemar  # noqa: E402
 from sentiment_lstm.tracking import write_length_layout  # noqa: E402
 
 
 def find_results(paths: list[str]) -> list[dict]:
     """Every results.json-like file with test metrics, and every `evaluate --out` report of
-    the IMDB test split; `predictions` is added from the run's test_predictions.pt when it is
+    the IMDB test split; `predictions` is added from the run's test_predictions.csv when it is
     there."""
     found = []
     for p in map(Path, paths):
         files = [p] if p.is_file() else sorted(p.rglob("*.json"))
         for f in files:
-            result = json.loads(f.read_text())
+            try:
+                result = json.loads(f.read_text())
+            except ValueError as e:  # UnicodeDecodeError too
+                raise CheckpointError(f"{f}: not a JSON file ({e})") from None
             if not isinstance(result, dict):
                 continue
             if result.get("data") == "imdb/test" and "encoder" in result:  # evaluate's report
                 result = {"encoder": result["encoder"], "seed": result["seed"], "test": result}
             if {"encoder", "test"} <= set(result):
-                predictions = f.with_name("test_predictions.pt")
+                predictions = f.with_name("test_predictions.csv")
                 if predictions.is_file():
-                    result["predictions"] = torch.load(predictions, weights_only=True)
+                    result["predictions"] = load_predictions(predictions)
                 found.append(result)
     return found
 
@@ -106,7 +109,7 @@ def paired(results: list[dict]) -> str:
         tests = [[] for _ in buckets]
         for s in seeds:
             ra, rb = models[a][s], models[b][s]
-            which = bucketize(torch.as_tensor(ra["predictions"]["lengths"]), edges)
+            which = bucketize(ra["predictions"]["lengths"], edges)
             for k in range(len(buckets)):
                 keep = which == k
                 tests[k].append(mcnemar(ra["predictions"]["correct"][keep],
@@ -159,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tensorboard", help="write the custom_scalars layout here (default: the "
                                           "first directory given)")
     args = ap.parse_args(argv)
-    results = find_results(args.paths)
+    try:
+        results = find_results(args.paths)
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if not results:
         print("error: no results file with test metrics under " + " ".join(args.paths),
               file=sys.stderr)

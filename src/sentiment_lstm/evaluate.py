@@ -7,7 +7,7 @@ model on an encoded split (training's validation and test use `evaluate_split`).
 
 Labels may be 0/1 or the checkpoint's label names (neg/pos). Writes a table to stdout and
 everything (per-length buckets with counts and 95% intervals too) to --out as JSON.
-`--predictions DIR/test_predictions.pt` (beside --out) keeps which reviews it got right, as a
+`--predictions DIR/test_predictions.csv` (beside --out) keeps which reviews it got right, as a
 training run does, so that `compare` can pair two models review by review (McNemar).
 """
 
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from sentiment_lstm import data, distributed
 from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
-from sentiment_lstm.checkpoint import CheckpointError, atomic_save, load_bundle
+from sentiment_lstm.checkpoint import CheckpointError, load_bundle, save_predictions
 from sentiment_lstm.config import Truncate
 from sentiment_lstm.memory import reuse_freed_memory
 from sentiment_lstm.metrics import accuracy_by_length, binary_report
@@ -114,15 +114,15 @@ def read_labeled(path: Path, labels: list[str], text_col: str = "text",
 
 def evaluate_texts(clf, texts: list[str], labels: list[int],
                    batch_size: int = 128) -> tuple[dict, dict]:
-    """The report, and which texts were classified right with their token counts (the
-    layout of a training run's test_predictions.pt)."""
+    """The report, and which texts were classified right with their token counts (what a
+    training run keeps in test_predictions.csv)."""
     probs, lengths = clf.probabilities(texts, batch_size)
     y = torch.tensor(labels)
     pred = (probs >= 0.5).long()
     report = binary_report(pred, y)
     report["acc_by_len"] = accuracy_by_length(pred == y, lengths, clf.edges)
     report["truncated"] = int((lengths > fed_lengths(lengths, clf.max_len, clf.truncate)).sum())
-    return report, {"correct": pred == y, "lengths": lengths.to(torch.int32)}
+    return report, {"correct": pred == y, "lengths": lengths}
 
 
 def format_report(report: dict, labels: list[str]) -> str:
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--text-column", default="text")
     ap.add_argument("--label-column", default="label")
     ap.add_argument("--out", help="write the report as JSON here")
-    ap.add_argument("--predictions", help="write which texts it got right here (.pt)")
+    ap.add_argument("--predictions", help="write which texts it got right here (CSV)")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--truncate", choices=[t.value for t in Truncate],
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
              "data": args.file or "imdb/test", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2))
     if args.predictions:
-        atomic_save(predictions, Path(args.predictions))
+        save_predictions(predictions["correct"], predictions["lengths"], args.predictions)
     print(format_report(report, clf.labels))
     return 0
 

@@ -37,6 +37,7 @@ from sentiment_lstm.checkpoint import (
     atomic_save,
     make_bundle,
     resolve_resume,
+    save_predictions,
 )
 from sentiment_lstm.config import ConfigError, register, validate
 from sentiment_lstm.data import DataError
@@ -326,11 +327,10 @@ def _train_epoch(model, opt, sched, train, sampler, cfg, device, tracker, p, sto
 
 def _test(out: Path, test: EncodedSplit, cfg, device, tracker: Tracker, step: int) -> dict:
     """Evaluate the best checkpoint on the test split, overall and per review length; keep
-    which reviews it got right (test_predictions.pt) for paired tests between runs."""
+    which reviews it got right (test_predictions.csv) for paired tests between runs."""
     result, correct = test_checkpoint(out / "best.ckpt", test, cfg, device)
     if distributed.rank() == 0:
-        atomic_save({"correct": correct, "lengths": test.lengths.to(torch.int32)},
-                    out / "test_predictions.pt")
+        save_predictions(correct, test.lengths, out / "test_predictions.csv")
     tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"]}, step)
     tracker.by_length("test", result["acc_by_len"], step)
     log.info("test acc %.4f; by length: %s", result["acc"],
