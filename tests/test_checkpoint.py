@@ -3,7 +3,13 @@ import os
 import pytest
 import torch
 
-from sentiment_lstm.checkpoint import FORMAT, CheckpointError, atomic_save, load_bundle
+from sentiment_lstm.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    atomic_save,
+    atomic_write_text,
+    load_bundle,
+)
 
 
 def test_atomic_save_replaces_whole_file_and_leaves_no_temp(tmp_path):
@@ -21,6 +27,15 @@ def test_failed_save_keeps_previous_checkpoint(tmp_path):
         atomic_save({"format": FORMAT, "bad": lambda: 0}, path)  # cannot be pickled
     assert load_bundle(path)["step"] == 1
     assert os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_failed_text_write_keeps_previous_file(tmp_path):
+    path = tmp_path / "results.json"
+    atomic_write_text('{"step": 1}', path)
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text('{"step": 2, "bad": "\ud800"}', path)  # a lone surrogate
+    assert path.read_text() == '{"step": 1}'
+    assert os.listdir(tmp_path) == ["results.json"]
 
 
 def test_run_directory_resolves_to_best(tmp_path):

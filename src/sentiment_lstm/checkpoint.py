@@ -50,6 +50,11 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     _atomic_write(path, lambda f: torch.save(obj, f))
 
 
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Path.write_text, but a crash leaves the old file or the new one, as atomic_save does."""
+    _atomic_write(path, lambda f: f.write(text.encode()))
+
+
 def _atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,8 +80,7 @@ def save_predictions(correct: torch.Tensor, lengths: torch.Tensor, path: str | P
     """Which reviews a checkpoint got right, one CSV row per review in split order: its token
     count and 1 (right) or 0 (wrong). `compare` pairs runs with it (McNemar)."""
     rows = (f"{n},{int(c)}\n" for n, c in zip(lengths.tolist(), correct.tolist()))
-    text = PREDICTIONS_HEADER + "\n" + "".join(rows)
-    _atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write_text(PREDICTIONS_HEADER + "\n" + "".join(rows), path)
 
 
 def load_predictions(path: str | Path) -> dict[str, torch.Tensor]:

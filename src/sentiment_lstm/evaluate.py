@@ -26,7 +26,12 @@ import torch.nn.functional as F
 
 from sentiment_lstm import data, distributed
 from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
-from sentiment_lstm.checkpoint import CheckpointError, load_bundle, save_predictions
+from sentiment_lstm.checkpoint import (
+    CheckpointError,
+    atomic_write_text,
+    load_bundle,
+    save_predictions,
+)
 from sentiment_lstm.config import Truncate
 from sentiment_lstm.memory import reuse_freed_memory
 from sentiment_lstm.metrics import accuracy_by_length, binary_report
@@ -179,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.out:  # written before printing, so a closed pipe (`| head`) cannot lose it
-        Path(args.out).write_text(json.dumps(
+        atomic_write_text(json.dumps(
             {"checkpoint": str(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
              "data": args.file or "imdb/test", "truncate": clf.truncate,
-             "max_len": clf.max_len, **report}, indent=2))
+             "max_len": clf.max_len, **report}, indent=2), args.out)
     if args.predictions:
         save_predictions(predictions["correct"], predictions["lengths"], args.predictions)
     print(format_report(report, clf.labels))

@@ -35,6 +35,7 @@ from sentiment_lstm.checkpoint import (
     CheckpointError,
     StopSignal,
     atomic_save,
+    atomic_write_text,
     make_bundle,
     resolve_resume,
     save_predictions,
@@ -192,7 +193,7 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
         metrics["test/acc"] = results["test"]["acc"]
     results["timing"]["total_s"] = time.perf_counter() - start
     if is_main:
-        (out / "results.json").write_text(json.dumps(results, indent=2))
+        atomic_write_text(json.dumps(results, indent=2), out / "results.json")
     tracker.hparams({**OmegaConf.to_container(cfg.model, enum_to_str=True),
                      **{f"optim.{k}": v for k, v in cfg.optim.items()},
                      "data.max_len": d.max_len, "seed": cfg.seed}, metrics)
