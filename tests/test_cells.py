@@ -73,20 +73,23 @@ def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precis
                                   msg=f"{name}_{suffix}")
 
 
-@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("input_grad, recurrent_dropout", [(True, 0.0), (False, 0.0),
+                                                            (True, 0.5)])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
-def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, device):
+def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, recurrent_dropout,
+                                                    device):
     torch.manual_seed(0)
     T, B, E, H = 11, 6, 3, 5
-    plain = LSTMLayer(E, H, reverse, fused=False).double().to(device)
-    fused = LSTMLayer(E, H, reverse, fused=True).double().to(device)
+    plain = LSTMLayer(E, H, reverse, False, recurrent_dropout).double().to(device)
+    fused = LSTMLayer(E, H, reverse, True, recurrent_dropout).double().to(device)
     fused.load_state_dict(plain.state_dict())
     x = torch.randn(T, B, E, dtype=torch.float64, device=device)
     lengths = torch.tensor([11, 3, 7, 1, 11, 5], device=device)
     results = []
     for layer in (plain, fused):
         xi = x.clone().requires_grad_(input_grad)
+        torch.manual_seed(2)  # the same recurrent-dropout mask for both paths
         out, (h, c) = layer(xi, lengths)
         weights = [torch.randn(t.shape, dtype=t.dtype, generator=torch.Generator().manual_seed(1))
                    .to(device) for t in (out, h, c)]
@@ -95,6 +98,23 @@ def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, device)
     assert type(out.grad_fn).__name__ == "FusedLSTMScanBackward"  # the fused path ran
     for got, want in zip(results[1], results[0]):
         torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_recurrent_dropout_drops_weights_in_training_only(fused):
+    torch.manual_seed(0)
+    layer = LSTMLayer(3, 4, fused=fused, recurrent_dropout=0.5)
+    plain = LSTMLayer(3, 4, fused=fused)
+    plain.load_state_dict(layer.state_dict())
+    x, lengths = torch.randn(6, 2, 3), torch.tensor([6, 4])
+    out, _ = layer(x, lengths)
+    out.sum().backward()
+    grad = layer.cell.weight_hh.grad
+    dropped = grad == 0  # a dropped weight never reaches the loss
+    assert 0.3 < dropped.float().mean() < 0.7
+    assert (plain(x, lengths)[0] - out).abs().max() > 1e-3  # the mask changed the output
+    layer.eval()
+    torch.testing.assert_close(layer(x, lengths)[0], plain(x, lengths)[0])
 
 
 @pytest.mark.parametrize("fused", [True, False])

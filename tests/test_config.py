@@ -64,6 +64,8 @@ def test_overrides_are_typed():
     ("model.hidden_size=-1", "model.hidden_size"),
     ("model.dropout=1.0", "model.dropout"),
     ("model.word_dropout=-0.1", "model.word_dropout"),
+    ("model.recurrent_dropout=1", "model.recurrent_dropout"),
+    ("model=rnn model.recurrent_dropout=0.2", "model.recurrent_dropout"),
     ("optim.lr=0", "optim.lr"),
     ("optim.adversarial=-1", "optim.adversarial"),
     ("data.batch_size=0", "data.batch_size"),
@@ -73,7 +75,7 @@ def test_overrides_are_typed():
 ])
 def test_out_of_range_values_name_the_key(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(cfg_of(override))
+        validate(cfg_of(*override.split()))
 
 
 def test_yaml_files_carry_no_unknown_keys():

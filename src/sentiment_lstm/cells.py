@@ -34,10 +34,12 @@ class LSTMCell(nn.Module):
         """The input's share of the gates, x @ W_ih^T + b_ih + b_hh: (..., I) -> (..., 4H)."""
         return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
 
-    def step(self, x_proj: Tensor, state: State) -> State:
-        """One time step from the projected input x_proj (B, 4H)."""
+    def step(self, x_proj: Tensor, state: State, weight_hh: Tensor | None = None) -> State:
+        """One time step from the projected input x_proj (B, 4H); weight_hh, if given, stands
+        in for self.weight_hh (LSTMLayer passes its recurrent-dropout copy)."""
         h, c = state
-        gates = torch.addmm(x_proj, h, self.weight_hh.t())  # (B, 4H)
+        w = self.weight_hh if weight_hh is None else weight_hh
+        gates = torch.addmm(x_proj, h, w.t())  # (B, 4H)
         i, f, g, o = gates.chunk(4, dim=1)
         i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
         c = f * c + i * torch.tanh(g)  # forget some, write some
@@ -140,20 +142,29 @@ class LSTMLayer(nn.Module):
     """Runs a cell over time in one direction. Steps past a sequence's length leave its state
     unchanged and output zeros, so padding never changes a result. fused=True takes
     FusedLSTMScan where it applies (float32/64 without autocast, no trace being recorded),
-    else the autograd loop below, which bf16 autocast and diagnostics use."""
+    else the autograd loop below, which bf16 autocast and diagnostics use.
+
+    recurrent_dropout > 0 drops that share of the hidden-to-hidden weights in training, one
+    mask per forward pass shared by every time step (DropConnect, as AWD-LSTM's weight drop,
+    Merity et al. 2018): the recurrence is regularised and both paths keep their speed."""
 
     def __init__(self, input_size: int, hidden_size: int, reverse: bool = False,
-                 fused: bool = True):
+                 fused: bool = True, recurrent_dropout: float = 0.0):
         super().__init__()
         self.cell = LSTMCell(input_size, hidden_size)
-        self.reverse, self.fused = reverse, fused
+        self.reverse, self.fused, self.recurrent_dropout = reverse, fused, recurrent_dropout
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
         T, B, _ = x.shape  # x (T, B, I), lengths (B,) on x's device
         valid = torch.arange(T, device=x.device)[:, None] < lengths[None, :]  # (T, B)
+        w_hh = self.cell.weight_hh
+        if self.recurrent_dropout and self.training:
+            w_hh = F.dropout(w_hh, self.recurrent_dropout)
         if (self.fused and self.cell.trace is None and x.dtype in (torch.float32, torch.float64)
                 and not torch.is_autocast_enabled(x.device.type)):
-            out, h, c = FusedLSTMScan.apply(x, *self.cell.parameters(), valid, self.reverse)
+            cell = self.cell
+            out, h, c = FusedLSTMScan.apply(x, cell.weight_ih, w_hh, cell.bias_ih, cell.bias_hh,
+                                            valid, self.reverse)
             return out, (h, c)
         h = c = x.new_zeros(B, self.cell.hidden_size)
         # One GEMM for every step's input share; unbind (not xp[t]) keeps backward O(T).
@@ -162,7 +173,7 @@ class LSTMLayer(nn.Module):
         full = int(lengths.min())  # steps before this are real for every sequence: no masking
         outs: list[Tensor] = [x] * T
         for t in (range(T - 1, -1, -1) if self.reverse else range(T)):
-            h_new, c_new = self.cell.step(steps[t], (h, c))
+            h_new, c_new = self.cell.step(steps[t], (h, c), w_hh)
             if t < full:
                 h, c = h_new, c_new
             else:
@@ -179,15 +190,16 @@ class LSTM(nn.Module):
     forward(x (T, B, I), lengths (B,)) -> (out (T, B, D*H), (h_n, c_n) each (L*D, B, H))."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, fused: bool = True):
+                 bidirectional: bool = False, dropout: float = 0.0, fused: bool = True,
+                 recurrent_dropout: float = 0.0):
         super().__init__()
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.bidirectional, self.dropout = bidirectional, dropout
         directions = (False, True) if bidirectional else (False,)
         width = hidden_size * len(directions)
         self.layers = nn.ModuleList(
-            nn.ModuleList(LSTMLayer(input_size if k == 0 else width, hidden_size, r, fused)
-                          for r in directions)
+            nn.ModuleList(LSTMLayer(input_size if k == 0 else width, hidden_size, r, fused,
+                                    recurrent_dropout) for r in directions)
             for k in range(num_layers))
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, State]:

@@ -97,6 +97,7 @@ class ModelConfig:
     dropout: float = 0.3
     embed_dropout: float = 0.3
     word_dropout: float = 0.0  # drops whole tokens' embeddings (Gal & Ghahramani 2016)
+    recurrent_dropout: float = 0.0  # custom LSTM: DropConnect on W_hh (cells.LSTMLayer)
     pooling: Pooling = Pooling.max
     init: Init = Init.default
     fused: bool = True  # the custom LSTM's hand-written backward; false: the autograd loop
@@ -179,6 +180,7 @@ _RULES = [
     ("model.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("model.embed_dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("model.word_dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("model.recurrent_dropout", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("optim.lr", lambda v: v > 0, "must be > 0"),
     ("optim.weight_decay", lambda v: v >= 0, "must be >= 0"),
     ("optim.grad_clip", lambda v: v > 0, "must be > 0"),
@@ -213,6 +215,9 @@ def validate(cfg) -> None:
     if synthetic.min_distance > synthetic.max_distance:
         raise ConfigError(f"data.synthetic.min_distance={synthetic.min_distance} must be <= "
                           f"data.synthetic.max_distance={synthetic.max_distance}")
+    if cfg.model.recurrent_dropout and cfg.model.encoder != "lstm":
+        raise ConfigError(f"model.recurrent_dropout needs the custom LSTM (model=lstm), "
+                          f"not model.encoder={cfg.model.encoder}")
     device = cfg.trainer.device
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"trainer.device={device!r} must be auto, cpu, cuda or cuda:N")
