@@ -122,6 +122,22 @@ def test_predict_reads_stdin_text_flags_and_csv_labels(run_dir, tmp_path):
     assert evaluate.read_labeled(csv_path, clf.labels) == (["Good, very good.", "Bad."], [1, 0])
 
 
+def test_line_breaks_inside_a_review_do_not_split_it(tmp_path):
+    # U+0085 is how IMDB's cp1252 ellipsis decodes; str.splitlines() would cut there
+    texts = ["Slow\x85 then great.", "Dull\u2028and long.", "Fine\x0cfilm."]
+    path = write(tmp_path / "r.txt", "\r\n".join(texts).encode() + b"\n\n")
+    assert predict.read_texts(str(path)) == texts
+    jsonl = write(tmp_path / "r.jsonl", "\n".join(json.dumps({"text": t}, ensure_ascii=False)
+                                                  for t in texts).encode())
+    assert predict.read_texts(str(jsonl)) == texts
+    # CSV: a quoted review may also span lines (blank ones too) and be longer than 128 KB
+    long = "word " * 40_000
+    rows = ['"Slow\x85 then great.\n\nReally.",pos', '"Dull\u2028""long""",0', f"{long},1"]
+    path = write(tmp_path / "l.csv", ("text,label\r\n" + "\r\n".join(rows)).encode())
+    assert evaluate.read_labeled(path, ["neg", "pos"]) == (
+        ["Slow\x85 then great.\n\nReally.", 'Dull\u2028"long"', long], [1, 0, 1])
+
+
 def write(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
@@ -146,6 +162,7 @@ def test_predict_bad_input(run_dir, tmp_path, capsys, case, message):
 @pytest.mark.parametrize("content, message", [
     (b"review,stars\nx,1\n", "needs columns 'text' and 'label'"),
     (b"text,label\nx,maybe\n", "unknown label 'maybe'"),
+    (b'text,label\n"an unclosed quote,1\n', "row 1 has no 'label' value"),
 ])
 def test_evaluate_bad_labeled_file(run_dir, tmp_path, capsys, content, message):
     path = write(tmp_path / "l.csv", content)

@@ -36,10 +36,11 @@ from sentiment_lstm.config import Truncate
 from sentiment_lstm.memory import reuse_freed_memory
 from sentiment_lstm.metrics import accuracy_by_length, binary_report
 from sentiment_lstm.models import SentimentClassifier
-from sentiment_lstm.predict import InputError, load_classifier, read_jsonl, read_lines
+from sentiment_lstm.predict import InputError, load_classifier, read_jsonl, read_text
 from sentiment_lstm.tokenizer import EncodedSplit
 
 EVAL_BATCH = 256
+csv.field_size_limit(2**31 - 1)  # a review may be longer than csv's 128 KB default
 
 
 def autocast(device: torch.device, precision: str):
@@ -99,8 +100,8 @@ def read_labeled(path: Path, labels: list[str], text_col: str = "text",
     if path.suffix == ".jsonl":
         rows = read_jsonl(str(path), (text_col, label_col))
     else:
-        body = "\n".join(read_lines(str(path)))
-        rows = list(csv.DictReader(io.StringIO(body)))
+        # csv splits the rows itself: a quoted text may span lines, blank ones too
+        rows = list(csv.DictReader(io.StringIO(read_text(str(path)), newline="")))
         if not rows or not {text_col, label_col} <= set(rows[0]):
             found = ", ".join(rows[0]) if rows else "nothing"
             raise InputError(f"{path}: needs columns {text_col!r} and {label_col!r}, "
@@ -108,6 +109,8 @@ def read_labeled(path: Path, labels: list[str], text_col: str = "text",
     names = {name: i for i, name in enumerate(labels)} | {str(i): i for i in range(len(labels))}
     texts, ys = [], []
     for i, row in enumerate(rows, 1):
+        if row[label_col] is None:
+            raise InputError(f"{path}: row {i} has no {label_col!r} value")
         y = str(row[label_col]).strip().lower()
         if y not in names:
             raise InputError(f"{path}: row {i} has unknown label {row[label_col]!r} "

@@ -10,6 +10,7 @@ Python: load_classifier(path).predict(["A fine film.", "Dull."]) -> list of dict
 
 import argparse
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -82,18 +83,23 @@ def load_classifier(path: str | Path, device: str = "auto") -> Classifier:
     return Classifier(load_bundle(path), device)
 
 
-def read_lines(path: str | None) -> list[str]:
-    """The non-blank lines of a UTF-8 file, or of stdin for None or "-"."""
+def read_text(path: str | None) -> str:
+    """A UTF-8 file, or stdin for None or "-", decoded whole."""
     raw = sys.stdin.buffer.read() if path in (None, "-") else _read_bytes(Path(path))
-    name = path or "stdin"
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise InputError(f"{name}: line {line} is not valid UTF-8") from e
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+        raise InputError(f"{path or 'stdin'}: line {line} is not valid UTF-8") from e
+
+
+def read_lines(path: str | None) -> list[str]:
+    """The non-blank lines of a UTF-8 file, or of stdin for None or "-". Only \\n, \\r\\n and
+    \\r end a line, not every break str.splitlines() knows: reviews hold U+0085 (IMDB's
+    ellipsis) and U+2028 inside a line."""
+    lines = [ln for ln in re.split(r"\r\n?|\n", read_text(path)) if ln.strip()]
     if not lines:
-        raise InputError(f"{name}: no reviews (the input is empty)")
+        raise InputError(f"{path or 'stdin'}: no reviews (the input is empty)")
     return lines
 
 
