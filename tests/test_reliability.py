@@ -86,6 +86,32 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_a
     assert logged_steps(cut) == logged_steps(full)  # no gap, no duplicate step
 
 
+def test_resume_takes_a_larger_patience_and_refuses_other_changes(tmp_path, data_args):
+    # A learning rate so small that val/acc never improves after epoch 0: patience 1 stops
+    # after epoch 1; resumed with patience 3 the run must end as one that had 3 from the start.
+    args = [*data_args, *(a for a in SMALL if "patience" not in a), "trainer.max_epochs=4",
+            "optim.lr=1e-9"]
+    full, stopped = tmp_path / "full", tmp_path / "stopped"
+    for run, patience in ((full, 3), (stopped, 1)):
+        proc = train(*args, f"trainer.patience={patience}", f"hydra.run.dir={run}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(json.loads((stopped / "results.json").read_text())["history"]) == 2
+
+    refused = train(f"trainer.resume={stopped}", "trainer.patience=3", "model.hidden_size=64",
+                    cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "model.hidden_size=64 cannot change when resuming" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    resumed = train(f"trainer.resume={stopped}", "trainer.patience=3", *data_args, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (full_results, full_weights), (results, weights) = final_state(full), final_state(stopped)
+    assert len(results["history"]) == 4
+    for key in ("val", "test", "best_epoch", "history"):
+        assert results[key] == full_results[key], key
+    for name, tensor in full_weights.items():
+        assert torch.equal(weights[name], tensor), name
+
+
 def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sentiment_lstm import __version__
-from sentiment_lstm.config import Config
+from sentiment_lstm.config import Config, ConfigError
 from sentiment_lstm.data import LABELS
 
 FORMAT = "sentiment_lstm/1"
@@ -138,8 +138,51 @@ def find_resumable(runs_dir: Path, exclude: Path) -> Path | None:
     return max(unfinished, key=lambda p: (p / "last.ckpt").stat().st_mtime, default=None)
 
 
-def resolve_resume(cfg: DictConfig, out: Path) -> tuple[DictConfig, Path, dict | None]:
-    """(config, run directory, last checkpoint) for a fresh run or for trainer.resume=..."""
+# What a resumed run may change from its saved config: when it stops (patience), where the
+# same data lies, how fast and how verbosely it runs, whether it is tested at the end.
+# Nothing here changes the weights it trains to.
+RESUME_SETTABLE = ("trainer.patience", "trainer.threads", "trainer.progress",
+                   "trainer.log_every", "trainer.test", "data.path", "data.cache_dir")
+
+
+def _flat(cfg: DictConfig) -> dict[str, Any]:
+    """{"model.hidden_size": 128, ...}: every leaf by its dotted key."""
+    flat = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[prefix + k] = v
+    walk(OmegaConf.to_container(cfg, enum_to_str=True), "")
+    return flat
+
+
+def _apply_overrides(saved: DictConfig, cfg: DictConfig, overrides: list[str],
+                     run: Path) -> None:
+    """Take the command line's RESUME_SETTABLE keys into the saved config; any other key it
+    gives (or a group, or an experiment) must leave the saved config as it is."""
+    given, kept = _flat(cfg), _flat(saved)
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key == "trainer.resume" or key.startswith("hydra"):
+            continue
+        if key in RESUME_SETTABLE:
+            OmegaConf.update(saved, key, given[key])
+            continue
+        # a group's keys, or every key for an experiment (it has no key of its own)
+        for k in [k for k in given if k.startswith(key + ".") or k == key] or given:
+            if k not in (*RESUME_SETTABLE, "trainer.resume") and given[k] != kept.get(k):
+                raise ConfigError(f"{k}={given[k]} cannot change when resuming {run} (it "
+                                  f"trains with {kept.get(k)}); start a new run instead")
+
+
+def resolve_resume(cfg: DictConfig, out: Path, overrides: list[str] = ()
+                   ) -> tuple[DictConfig, Path, dict | None]:
+    """(config, run directory, last checkpoint) for a fresh run or for trainer.resume=...
+    A resumed run takes its saved config; `overrides` (the command line's) may change only
+    RESUME_SETTABLE keys in it."""
     if cfg.trainer.resume is None:
         return cfg, out, None
     run = find_resumable(out.parent, out) if cfg.trainer.resume == "auto" else \
@@ -152,6 +195,7 @@ def resolve_resume(cfg: DictConfig, out: Path) -> tuple[DictConfig, Path, dict |
         raise CheckpointError(f"{run} holds no resumable training state")
     saved = OmegaConf.merge(OmegaConf.structured(Config), last["config"])
     saved.trainer.resume = None
+    _apply_overrides(saved, cfg, list(overrides), run)
     log.info("resuming %s at epoch %d, batch %d", run, last["progress"]["epoch"],
              last["progress"]["batch"])
     return saved, (run if run.is_dir() else run.parent), last

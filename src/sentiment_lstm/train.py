@@ -83,9 +83,11 @@ def pick_device(name: str) -> torch.device:
     return distributed.local_device(name)
 
 
-def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
+def fit(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = ()) -> dict:
+    """Train (or resume, with the command line's `overrides` checked against the saved
+    config), evaluate, and write the run's files to out_dir."""
     validate(cfg)
-    cfg, out, last = resolve_resume(cfg, Path(out_dir))
+    cfg, out, last = resolve_resume(cfg, Path(out_dir), overrides)
     if last is not None:
         validate(cfg)  # the saved config, which an older version may have written
     rank, world = distributed.rank(), distributed.world()
@@ -129,6 +131,9 @@ def fit(cfg: DictConfig, out_dir: str | Path) -> dict:
                 "sums": [0.0, 0, 0]}  # this epoch's loss sum, correct, seen (all ranks)
     if last is not None:
         progress = _restore(last, out, model, opt, sched, device)
+        if progress["early_stopped"] and (progress["epoch"] - 1 - progress["best_epoch"]
+                                          < cfg.trainer.patience):
+            progress["early_stopped"] = False  # a larger trainer.patience: train on
 
     def save_last() -> None:  # called on every rank: it gathers each rank's RNG state
         rng = distributed.gather({"torch": torch.get_rng_state(), "cuda": (
@@ -345,7 +350,8 @@ register()
 @hydra.main(version_base="1.3", config_path="configs", config_name="config")
 def run(cfg: DictConfig) -> float:
     try:
-        results = fit(cfg, HydraConfig.get().runtime.output_dir)
+        hydra_cfg = HydraConfig.get()
+        results = fit(cfg, hydra_cfg.runtime.output_dir, hydra_cfg.overrides.task)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(130)
