@@ -121,16 +121,16 @@ def read_labeled(path: Path, labels: list[str], text_col: str = "text",
 
 
 def evaluate_texts(clf, texts: list[str], labels: list[int],
-                   batch_size: int = 128) -> tuple[dict, dict]:
-    """The report, and which texts were classified right with their token counts (what a
-    training run keeps in test_predictions.csv)."""
+                   batch_size: int = 128) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """The report, which texts were classified right and their token counts (the last two are
+    what a training run keeps in test_predictions.csv)."""
     probs, lengths = clf.probabilities(texts, batch_size)
     y = torch.tensor(labels)
     pred = (probs >= 0.5).long()
     report = binary_report(pred, y)
     report["acc_by_len"] = accuracy_by_length(pred == y, lengths, clf.edges)
     report["truncated"] = int((lengths > fed_lengths(lengths, clf.max_len, clf.truncate)).sum())
-    return report, {"correct": pred == y, "lengths": lengths}
+    return report, pred == y, lengths
 
 
 def format_report(report: dict, labels: list[str]) -> str:
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path:
                 raise InputError(f"the IMDB test split needs --data-path or ${data.ENV_PATH}")
             texts, labels = data.read(data.local_source(Path(path)))["test"]
-        report, predictions = evaluate_texts(clf, texts, labels, args.batch_size)
+        report, correct, lengths = evaluate_texts(clf, texts, labels, args.batch_size)
     except (CheckpointError, InputError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
              "data": args.file or "imdb/test", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2), args.out)
     if args.predictions:
-        save_predictions(predictions["correct"], predictions["lengths"], args.predictions)
+        save_predictions(correct, lengths, args.predictions)
     print(format_report(report, clf.labels))
     return 0
 
