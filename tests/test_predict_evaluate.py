@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_review
+from conftest import make_review, make_tarball
 from test_cli import TINY, run_cli
 
 from sentiment_lstm import bench, compare, evaluate, predict
@@ -101,6 +101,22 @@ def test_evaluate_on_imdb_test_split_writes_a_report_compare_reads(run_dir, real
     assert compare.main([str(out), "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
     assert "| lstm (1 seed) |" in table and f"**{100 * report['acc']:.2f}**" in table
+
+
+def test_evaluate_on_the_validation_split_reproduces_the_runs_val_accuracy(tmp_path):
+    tarball = make_tarball(tmp_path / "imdb.tar.gz", per_label=100)  # 20 validation reviews
+    run = tmp_path / "run"
+    proc = run_cli(f"data.path={tarball}", f"data.cache_dir={tmp_path / 'c'}",
+                   f"hydra.run.dir={run}", "data.min_frequency=1", "trainer.test=false",
+                   *TINY, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "val.json"
+    assert evaluate.main(["--checkpoint", str(run), "--data-path", str(tarball),
+                          "--split", "val", "--out", str(out)]) == 0
+    report, results = (json.loads(p.read_text()) for p in (out, run / "results.json"))
+    assert report["data"] == "imdb/val" and report["n"] == 20
+    assert 0.5 < results["val"]["acc"] < 1  # an imperfect model: another split would differ
+    assert report["acc"] == pytest.approx(results["val"]["acc"], abs=1e-6)
 
 
 def test_bench_measures_predict_throughput(run_dir, real_tarball):

@@ -2,6 +2,7 @@
 model on an encoded split (training's validation and test use `evaluate_split`).
 
     python -m sentiment_lstm.evaluate --checkpoint outputs/runs/<run>            # IMDB test
+    python -m sentiment_lstm.evaluate --checkpoint outputs/runs/<run> --split val  # its validation
     python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file labeled.csv  # text,label
     python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file x.jsonl --out results.json
 
@@ -153,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sentiment_lstm.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
-    ap.add_argument("--file", help="labeled CSV (header) or JSONL; default: the IMDB test split")
+    ap.add_argument("--file", help="labeled CSV (header) or JSONL; default: an IMDB split")
+    ap.add_argument("--split", choices=["test", "val"], default="test",
+                    help="IMDB split without --file: test (all 25,000 reviews) or val (the "
+                         "validation reviews the run selected on, carved as in training)")
     ap.add_argument("--data-path", help=f"IMDB tarball or folder (default ${data.ENV_PATH})")
     ap.add_argument("--text-column", default="text")
     ap.add_argument("--label-column", default="label")
@@ -180,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path = args.data_path or os.environ.get(data.ENV_PATH)
             if not path:
-                raise InputError(f"the IMDB test split needs --data-path or ${data.ENV_PATH}")
-            texts, labels = data.read(data.local_source(Path(path)))["test"]
+                raise InputError(f"the IMDB {args.split} split needs --data-path or "
+                                 f"${data.ENV_PATH}")
+            d = clf.config["data"]  # validation: as carved from train by the run
+            texts, labels = data.load_splits(
+                data.local_source(Path(path)), d["val_fraction"], d["split_seed"],
+                d.get("limit") if args.split == "val" else None)[args.split]
         report, correct, lengths = evaluate_texts(clf, texts, labels, args.batch_size)
     except (CheckpointError, InputError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:  # written before printing, so a closed pipe (`| head`) cannot lose it
         atomic_write_text(json.dumps(
             {"checkpoint": str(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
-             "data": args.file or "imdb/test", "truncate": clf.truncate,
+             "data": args.file or f"imdb/{args.split}", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2), args.out)
     if args.predictions:
         save_predictions(correct, lengths, args.predictions)

@@ -39,10 +39,10 @@ class Classifier:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.labels: list[str] = bundle["labels"]
-        self.encoder, self.seed = bundle["model_args"]["encoder"], bundle["config"].get("seed")
+        self.config: dict = bundle["config"]  # the training run's, resolved
+        self.encoder, self.seed = bundle["model_args"]["encoder"], self.config.get("seed")
         self.max_len, self.truncate = bundle["data"]["max_len"], bundle["data"]["truncate"]
-        self.edges = bundle["config"].get("eval", {}).get("bucket_edges",
-                                                          EvalConfig().bucket_edges)
+        self.edges = self.config.get("eval", {}).get("bucket_edges", EvalConfig().bucket_edges)
         self.tokenizer = Tokenizer.from_str(bundle["tokenizer"])
         self.model = SentimentClassifier(**bundle["model_args"])
         try:
