@@ -117,6 +117,7 @@ def test_evaluate_on_the_validation_split_reproduces_the_runs_val_accuracy(tmp_p
     assert report["data"] == "imdb/val" and report["n"] == 20
     assert 0.5 < results["val"]["acc"] < 1  # an imperfect model: another split would differ
     assert report["acc"] == pytest.approx(results["val"]["acc"], abs=1e-6)
+    assert evaluate.main(["--checkpoint", str(run), "--file", str(out), "--split", "val"]) == 2
 
 
 def test_bench_measures_predict_throughput(run_dir, real_tarball):

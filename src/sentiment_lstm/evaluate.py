@@ -155,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
     ap.add_argument("--file", help="labeled CSV (header) or JSONL; default: an IMDB split")
-    ap.add_argument("--split", choices=["test", "val"], default="test",
+    ap.add_argument("--split", choices=["test", "val"],
                     help="IMDB split without --file: test (all 25,000 reviews) or val (the "
-                         "validation reviews the run selected on, carved as in training)")
+                         "validation reviews the run selected on, carved as in training); "
+                         "default test")
     ap.add_argument("--data-path", help=f"IMDB tarball or folder (default ${data.ENV_PATH})")
     ap.add_argument("--text-column", default="text")
     ap.add_argument("--label-column", default="label")
@@ -170,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-len", type=int, help="override the checkpoint's data.max_len")
     args = ap.parse_args(argv)
     reuse_freed_memory()  # as in training: each batch's buffers are not faulted in afresh
+    if args.file and args.split:
+        print("error: --split picks an IMDB split; it cannot go with --file", file=sys.stderr)
+        return 2
+    split = args.split or "test"
     for flag, path in (("--out", args.out), ("--predictions", args.predictions)):
         if path and not Path(path).parent.is_dir():  # fail before minutes of evaluation
             print(f"error: {flag} {path}: no directory {Path(path).parent}", file=sys.stderr)
@@ -184,12 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path = args.data_path or os.environ.get(data.ENV_PATH)
             if not path:
-                raise InputError(f"the IMDB {args.split} split needs --data-path or "
+                raise InputError(f"the IMDB {split} split needs --data-path or "
                                  f"${data.ENV_PATH}")
             d = clf.config["data"]  # validation: as carved from train by the run
             texts, labels = data.load_splits(
                 data.local_source(Path(path)), d["val_fraction"], d["split_seed"],
-                d.get("limit") if args.split == "val" else None)[args.split]
+                d.get("limit") if split == "val" else None)[split]
         report, correct, lengths = evaluate_texts(clf, texts, labels, args.batch_size)
     except (CheckpointError, InputError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -197,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:  # written before printing, so a closed pipe (`| head`) cannot lose it
         atomic_write_text(json.dumps(
             {"checkpoint": str(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
-             "data": args.file or f"imdb/{args.split}", "truncate": clf.truncate,
+             "data": args.file or f"imdb/{split}", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2), args.out)
     if args.predictions:
         save_predictions(correct, lengths, args.predictions)
