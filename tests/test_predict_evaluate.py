@@ -12,7 +12,7 @@ import torch
 from conftest import make_review, make_tarball
 from test_cli import TINY, run_cli
 
-from sentiment_lstm import bench, compare, evaluate, predict
+from sentiment_lstm import bench, checkpoint, compare, evaluate, predict
 from sentiment_lstm.checkpoint import FORMAT
 from sentiment_lstm.metrics import accuracy_by_length
 
@@ -118,6 +118,26 @@ def test_evaluate_on_the_validation_split_reproduces_the_runs_val_accuracy(tmp_p
     assert 0.5 < results["val"]["acc"] < 1  # an imperfect model: another split would differ
     assert report["acc"] == pytest.approx(results["val"]["acc"], abs=1e-6)
     assert evaluate.main(["--checkpoint", str(run), "--file", str(out), "--split", "val"]) == 2
+
+
+def test_several_checkpoints_are_averaged_weight_by_weight(run_dir, tmp_path, capsys):
+    best, last = run_dir / "best.ckpt", run_dir / "last.ckpt"
+    a, b = (checkpoint.load_bundle(p)["state_dict"] for p in (best, last))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # two different states
+    clf = predict.load_classifier([best, last], "cpu")
+    for name, tensor in clf.model.state_dict().items():
+        torch.testing.assert_close(tensor, (a[name] + b[name]) / 2)
+    labeled = write(tmp_path / "l.csv", b"text,label\nfine,pos\nawful,neg\n")
+    out = tmp_path / "r.json"
+    assert evaluate.main(["--checkpoint", str(best), str(last), "--file", str(labeled),
+                          "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["checkpoint"] == f"{best} {last}"
+    other = checkpoint.load_bundle(best)
+    other["model_args"] = {**other["model_args"], "hidden_size": 8}
+    torch.save(other, tmp_path / "other.ckpt")
+    assert evaluate.main(["--checkpoint", str(best), str(tmp_path / "other.ckpt"),
+                          "--file", str(labeled)]) == 2
+    assert "only checkpoints of one model average" in capsys.readouterr().err
 
 
 def test_bench_measures_predict_throughput(run_dir, real_tarball):

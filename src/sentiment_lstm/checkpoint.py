@@ -131,6 +131,22 @@ def load_bundle(path: str | Path) -> dict:
     return bundle
 
 
+def average_bundles(paths: list[str | Path]) -> dict:
+    """The first checkpoint with its weights replaced by the mean of all of theirs: checkpoint
+    averaging, e.g. of a run's last epochs (keep_epoch_checkpoints). They must share the model
+    and the tokenizer."""
+    bundles = [load_bundle(p) for p in paths]
+    first = bundles[0]
+    for path, bundle in zip(paths[1:], bundles[1:]):
+        if (bundle["model_args"], bundle["tokenizer"]) != (first["model_args"],
+                                                            first["tokenizer"]):
+            raise CheckpointError(f"{path}: another model or tokenizer than {paths[0]}; "
+                                  "only checkpoints of one model average")
+    state = {name: torch.stack([b["state_dict"][name].double() for b in bundles]).mean(0)
+             .to(t.dtype) for name, t in first["state_dict"].items()}
+    return {**first, "state_dict": state}
+
+
 def find_resumable(runs_dir: Path, exclude: Path) -> Path | None:
     """The newest run directory below runs_dir with a last.ckpt and no results.json."""
     unfinished = [p.parent for p in runs_dir.glob("*/last.ckpt")

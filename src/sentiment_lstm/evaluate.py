@@ -5,6 +5,7 @@ model on an encoded split (training's validation and test use `evaluate_split`).
     python -m sentiment_lstm.evaluate --checkpoint outputs/runs/<run> --split val  # its validation
     python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file labeled.csv  # text,label
     python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file x.jsonl --out results.json
+    python -m sentiment_lstm.evaluate --checkpoint <run>/epoch00{7,8,9}.ckpt   # weights averaged
 
 Labels may be 0/1 or the checkpoint's label names (neg/pos). Writes a table to stdout and
 everything (per-length buckets with counts and 95% intervals too) to --out as JSON.
@@ -153,7 +154,8 @@ def format_report(report: dict, labels: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sentiment_lstm.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    ap.add_argument("--checkpoint", required=True, nargs="+",
+                    help="checkpoint file or run directory; several: their weights averaged")
     ap.add_argument("--file", help="labeled CSV (header) or JSONL; default: an IMDB split")
     ap.add_argument("--split", choices=["test", "val"],
                     help="IMDB split without --file: test (all 25,000 reviews) or val (the "
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.out:  # written before printing, so a closed pipe (`| head`) cannot lose it
         atomic_write_text(json.dumps(
-            {"checkpoint": str(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
+            {"checkpoint": " ".join(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
              "data": args.file or f"imdb/{split}", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2), args.out)
     if args.predictions:

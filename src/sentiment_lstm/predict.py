@@ -20,7 +20,7 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
-from sentiment_lstm.checkpoint import CheckpointError, load_bundle
+from sentiment_lstm.checkpoint import CheckpointError, average_bundles, load_bundle
 from sentiment_lstm.config import EvalConfig
 from sentiment_lstm.metrics import bucket_names, bucketize
 from sentiment_lstm.models import SentimentClassifier
@@ -78,9 +78,11 @@ class Classifier:
         return out
 
 
-def load_classifier(path: str | Path, device: str = "auto") -> Classifier:
-    """From a checkpoint file or a run directory (its best.ckpt)."""
-    return Classifier(load_bundle(path), device)
+def load_classifier(path: str | Path | list, device: str = "auto") -> Classifier:
+    """From a checkpoint file or a run directory (its best.ckpt); from a list of several,
+    their weights averaged (checkpoint.average_bundles)."""
+    paths = [path] if isinstance(path, (str, Path)) else path
+    return Classifier(average_bundles(paths) if len(paths) > 1 else load_bundle(paths[0]), device)
 
 
 def read_text(path: str | None) -> str:
@@ -133,7 +135,8 @@ def _read_bytes(path: Path) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sentiment_lstm.predict", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="checkpoint file or run directory")
+    ap.add_argument("--checkpoint", required=True, nargs="+",
+                    help="checkpoint file or run directory; several: their weights averaged")
     ap.add_argument("--text", action="append", help="a review (repeatable)")
     ap.add_argument("--file", help="reviews, one per line (or JSONL); '-' for stdin")
     ap.add_argument("--jsonl", action="store_true", help="the input is JSONL with a text field")
