@@ -131,8 +131,8 @@ def fit(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = ()) -> dict
                 "sums": [0.0, 0, 0]}  # this epoch's loss sum, correct, seen (all ranks)
     if last is not None:
         progress = _restore(last, out, model, opt, sched, device)
-        if progress["early_stopped"] and (progress["epoch"] - 1 - progress["best_epoch"]
-                                          < cfg.trainer.patience):
+        if progress["early_stopped"] and not _out_of_patience(
+                progress["epoch"] - 1, progress["best_epoch"], cfg.trainer.patience):
             progress["early_stopped"] = False  # a larger trainer.patience: train on
 
     def save_last() -> None:  # called on every rank: it gathers each rank's RNG state
@@ -225,6 +225,11 @@ def _restore(last: dict, out: Path, model, opt, sched, device: torch.device) -> 
     return last["progress"]
 
 
+def _out_of_patience(epoch: int, best_epoch: int, patience: int) -> bool:
+    """Early stopping's rule, after `epoch` (0-based) was validated."""
+    return epoch - best_epoch >= patience
+
+
 def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, save_last,
             save_best, diagnose) -> None:
     """Epochs from p["epoch"], batch p["batch"] on; updates the progress dict p in place."""
@@ -251,7 +256,7 @@ def _epochs(model, opt, sched, splits, sampler, cfg, device, tracker, p, stop, s
         if val_acc > p["best_acc"]:
             p["best_acc"], p["best_epoch"] = val_acc, p["epoch"]
             save_best(epoch=p["epoch"], step=p["step"], val_acc=val_acc)
-        if p["epoch"] - p["best_epoch"] >= cfg.trainer.patience:
+        if _out_of_patience(p["epoch"], p["best_epoch"], cfg.trainer.patience):
             log.info("early stop: no better val/acc for %d epochs", cfg.trainer.patience)
             p["early_stopped"] = True
         p["epoch"], p["batch"], p["sums"] = p["epoch"] + 1, 0, [0.0, 0, 0]
