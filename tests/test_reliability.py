@@ -84,6 +84,9 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_a
     for name, tensor in full_weights.items():
         assert torch.equal(cut_weights[name], tensor), name
     assert logged_steps(cut) == logged_steps(full)  # no gap, no duplicate step
+    log = (cut / "train.log").read_text()  # the whole log, not only the first process's
+    assert log.count("epoch 0:") == log.count("epoch 2:") == log.count("results in") == 1
+    assert f"resuming {cut} at epoch" in log
 
 
 def test_resume_takes_a_larger_patience_and_refuses_other_changes(tmp_path, data_args):

@@ -212,6 +212,4 @@ def resolve_resume(cfg: DictConfig, out: Path, overrides: list[str] = ()
     saved = OmegaConf.merge(OmegaConf.structured(Config), last["config"])
     saved.trainer.resume = None
     _apply_overrides(saved, cfg, list(overrides), run)
-    log.info("resuming %s at epoch %d, batch %d", run, last["progress"]["epoch"],
-             last["progress"]["batch"])
     return saved, (run if run.is_dir() else run.parent), last

@@ -6,6 +6,7 @@
     torchrun --standalone --nproc_per_node=2 -m sentiment_lstm.train   # data-parallel
 """
 
+import contextlib
 import itertools
 import json
 import logging
@@ -88,8 +89,35 @@ def fit(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = ()) -> dict
     config), evaluate, and write the run's files to out_dir."""
     validate(cfg)
     cfg, out, last = resolve_resume(cfg, Path(out_dir), overrides)
-    if last is not None:
-        validate(cfg)  # the saved config, which an older version may have written
+    if last is None:
+        return _fit(cfg, out, None)
+    validate(cfg)  # the saved config, which an older version may have written
+    with _log_continues_in(out):
+        log.info("resuming %s at epoch %d, batch %d", out, last["progress"]["epoch"],
+                 last["progress"]["batch"])
+        return _fit(cfg, out, last)
+
+
+@contextlib.contextmanager
+def _log_continues_in(run: Path):
+    """Hydra logs to the resuming command's own directory; the resumed run's log file goes
+    on too, so that it holds the run's whole log."""
+    root = logging.getLogger()
+    launch = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    if launch is None or Path(launch.baseFilename).parent == run.resolve():
+        yield  # no log file (torchrun's other ranks, fit() called directly), or the same
+        return
+    handler = logging.FileHandler(run / Path(launch.baseFilename).name)  # appends
+    handler.setFormatter(launch.formatter)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _fit(cfg: DictConfig, out: Path, last: dict | None) -> dict:
     rank, world = distributed.rank(), distributed.world()
     is_main = rank == 0  # only rank 0 writes files
     start = time.perf_counter()
