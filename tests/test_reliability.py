@@ -71,14 +71,19 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_a
     assert not (cut / "results.json").exists()
     progress = checkpoint.load_bundle(cut / "last.ckpt")["progress"]
     assert progress["epoch"] >= 1
+    first_s = progress["elapsed_s"]
 
     # trainer.resume=auto finds the unfinished run beside the new one
+    resumed_wall_s = time.perf_counter()
     resumed = train("trainer.resume=auto", f"hydra.run.dir={tmp_path / 'runs' / 'again'}",
                     *data_args, cwd=tmp_path)
+    resumed_wall_s = time.perf_counter() - resumed_wall_s
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (full_results, full_weights), (cut_results, cut_weights) = final_state(full), final_state(cut)
     for key in ("val", "test", "best_epoch"):
         assert cut_results[key] == full_results[key]
+    # total_s counts both processes: the first's time saved with last.ckpt, then the second's
+    assert 0 < cut_results["timing"]["total_s"] - first_s < resumed_wall_s
     assert [h["val_acc"] for h in cut_results["history"]] == [
         h["val_acc"] for h in full_results["history"]]
     for name, tensor in full_weights.items():

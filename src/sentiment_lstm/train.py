@@ -162,12 +162,17 @@ def _fit(cfg: DictConfig, out: Path, last: dict | None) -> dict:
         if progress["early_stopped"] and not _out_of_patience(
                 progress["epoch"] - 1, progress["best_epoch"], cfg.trainer.patience):
             progress["early_stopped"] = False  # a larger trainer.patience: train on
+    earlier_s = progress.get("elapsed_s", 0.0)  # the time of the processes before this one
+
+    def elapsed_s() -> float:  # this run's time, all its processes together
+        return earlier_s + time.perf_counter() - start
 
     def save_last() -> None:  # called on every rank: it gathers each rank's RNG state
         rng = distributed.gather({"torch": torch.get_rng_state(), "cuda": (
             torch.cuda.get_rng_state(device) if device.type == "cuda" else None)})
         if not is_main:
             return
+        progress["elapsed_s"] = elapsed_s()
         state = make_bundle(model, args, tok, cfg, epoch=progress["epoch"],
                             step=progress["step"], optimizer=opt.state_dict(),
                             scheduler=sched.state_dict(), rng=rng, progress=progress)
@@ -224,7 +229,7 @@ def _fit(cfg: DictConfig, out: Path, last: dict | None) -> dict:
     if cfg.trainer.test:
         results["test"] = _test(out, splits["test"], cfg, device, tracker, p["step"])
         metrics["test/acc"] = results["test"]["acc"]
-    results["timing"]["total_s"] = time.perf_counter() - start
+    results["timing"]["total_s"] = elapsed_s()
     if is_main:
         atomic_write_text(json.dumps(results, indent=2), out / "results.json")
     tracker.hparams({**OmegaConf.to_container(cfg.model, enum_to_str=True),
