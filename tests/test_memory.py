@@ -12,6 +12,7 @@ from sentiment_lstm.models import SentimentClassifier
 if sys.argv[1] == "reuse":
     assert reuse_freed_memory()
 torch.manual_seed(0)
+torch.set_num_threads(1)  # faults, not speed: and 2 threads beside a busy core crawl
 torch.set_flush_denormal(True)  # speed only: the random model's gradients underflow
 model = SentimentClassifier(vocab_size=100, embed_dim=32, hidden_size=128, bidirectional=True)
 
