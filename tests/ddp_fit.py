@@ -5,17 +5,14 @@ import json
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from helpers import compose_config
 
-import sentiment_lstm
-from sentiment_lstm import distributed
-from sentiment_lstm.train import fit
+from sentiment_lstm.runtime import distributed
+from sentiment_lstm.training.trainer import fit
 
 out = Path(sys.argv[1])
 rank = distributed.init()
-with initialize_config_dir(str(Path(sentiment_lstm.__file__).parent / "configs"),
-                           version_base="1.3"):
-    cfg = compose("config", overrides=sys.argv[2:])
+cfg = compose_config(*sys.argv[2:])
 results = fit(cfg, out / "run")
 (out / f"rank{rank}.json").write_text(json.dumps(results))
 distributed.finish(0)

@@ -1,13 +1,13 @@
 import pytest
 import torch
 
-from sentiment_lstm.batching import (
+from sentiment_lstm.data.batching import (
     BucketBatchSampler,
     collate,
     padding_fraction,
     truncation_stats,
 )
-from sentiment_lstm.tokenizer import EncodedSplit
+from sentiment_lstm.data.tokenizer import EncodedSplit
 
 
 def split_of(reviews: list[list[int]], labels: list[int] | None = None) -> EncodedSplit:

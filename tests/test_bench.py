@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from conftest import make_tarball
+from helpers import make_tarball
 
 from sentiment_lstm import bench
 

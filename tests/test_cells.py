@@ -3,7 +3,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentiment_lstm.cells import LSTM, LSTMCell, LSTMLayer, copy_from_nn_lstm
+from sentiment_lstm.model.cells import LSTM, LSTMCell, LSTMLayer, copy_from_nn_lstm
 
 # The parity tests also run on a GPU where there is one (cuDNN's nn.LSTM as the reference).
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(

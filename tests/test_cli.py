@@ -6,28 +6,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import TINY, run_cli, scalars
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sentiment_lstm.checkpoint import load_bundle, load_predictions
-
-TINY = ["model.embed_dim=16", "model.hidden_size=16", "data.max_len=96", "data.batch_size=32",
-        "trainer.max_epochs=2", "trainer.progress=false", "data.vocab_size=2000",
-        "trainer.log_every=4"]
+from sentiment_lstm.checkpoint import load_bundle
+from sentiment_lstm.evaluation.predictions import load_predictions
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sentiment_lstm.train", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
-
-
-def scalars(run_dir: Path) -> dict[str, list[float]]:
+def logged_scalars(run_dir: Path) -> dict[str, list[float]]:
+    """scalars(run_dir), after checking the figure and the hparams entry are there too."""
     (events,) = run_dir.glob("events.out.tfevents.*")
-    acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
+    acc = EventAccumulator(str(events), size_guidance={"images": 0})
     acc.Reload()
-    tags = acc.Tags()
-    assert "test/acc_by_len" in tags["images"]
+    assert "test/acc_by_len" in acc.Tags()["images"]
     assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
-    return {t: [e.value for e in acc.Scalars(t)] for t in tags["scalars"]}
+    return scalars(run_dir)
 
 
 def test_sweep_trains_lstm_and_rnn_on_real_data(real_tarball, tmp_path):
@@ -51,7 +44,7 @@ def test_sweep_trains_lstm_and_rnn_on_real_data(real_tarball, tmp_path):
         kept = load_predictions(run / "test_predictions.csv")
         assert kept["lengths"].shape == (240,) and int(kept["correct"].sum()) == correct
 
-        logged = scalars(run)
+        logged = logged_scalars(run)
         for tag in ("train/loss", "train/acc", "train/lr", "train/grad_norm",
                     "train/tokens_per_s", "val/loss", "val/acc", "test/acc",
                     "data/padding_fraction", "data/truncated_reviews"):

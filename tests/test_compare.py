@@ -6,7 +6,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 from tensorboard.plugins.custom_scalar import layout_pb2
 
 from sentiment_lstm import compare
-from sentiment_lstm.checkpoint import load_predictions, save_predictions
+from sentiment_lstm.evaluation.predictions import load_predictions, save_predictions
 
 
 def result(encoder: str, seed: int, accs: list[float], n: list[int]) -> dict:

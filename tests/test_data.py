@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from sentiment_lstm import data
 from sentiment_lstm.config import DataConfig
+from sentiment_lstm.data import sources
 
 
 def data_cfg(tmp_path: Path, **kw):
@@ -16,7 +16,7 @@ def data_cfg(tmp_path: Path, **kw):
 
 
 def test_reads_tarball_in_place(tiny_tarball):
-    splits = data.read(data.locate(data_cfg(tiny_tarball.parent, path=str(tiny_tarball))))
+    splits = sources.read(sources.locate(data_cfg(tiny_tarball.parent, path=str(tiny_tarball))))
     for split in ("train", "test"):
         texts, labels = splits[split]
         assert len(texts) == 40 and labels.count(1) == 20
@@ -28,52 +28,52 @@ def test_reads_extracted_folder_the_same(tiny_tarball, tmp_path):
 
     with tarfile.open(tiny_tarball) as tf:
         tf.extractall(tmp_path / "x", filter="data")
-    from_tar = data.read(data.locate(data_cfg(tmp_path, path=str(tiny_tarball))))
+    from_tar = sources.read(sources.locate(data_cfg(tmp_path, path=str(tiny_tarball))))
     for path in (tmp_path / "x", tmp_path / "x" / "aclImdb"):
-        assert data.read(data.locate(data_cfg(tmp_path, path=str(path)))) == from_tar
+        assert sources.read(sources.locate(data_cfg(tmp_path, path=str(path)))) == from_tar
     renamed = (tmp_path / "x" / "aclImdb").rename(tmp_path / "my_imdb")
-    assert data.read(data.locate(data_cfg(tmp_path, path=str(renamed)))) == from_tar
+    assert sources.read(sources.locate(data_cfg(tmp_path, path=str(renamed)))) == from_tar
 
 
 def test_missing_and_corrupt_paths_raise_data_error(tmp_path):
-    with pytest.raises(data.DataError, match="does not exist"):
-        data.locate(data_cfg(tmp_path, path=str(tmp_path / "nope.tar.gz")))
+    with pytest.raises(sources.DataError, match="does not exist"):
+        sources.locate(data_cfg(tmp_path, path=str(tmp_path / "nope.tar.gz")))
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"\x1f\x8b\x08 this is not gzip")
-    with pytest.raises(data.DataError, match="not a readable aclImdb tarball"):
-        data.read(data.locate(data_cfg(tmp_path, path=str(bad))))
+    with pytest.raises(sources.DataError, match="not a readable aclImdb tarball"):
+        sources.read(sources.locate(data_cfg(tmp_path, path=str(bad))))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(data.DataError, match="not an aclImdb folder"):
-        data.locate(data_cfg(tmp_path, path=str(tmp_path / "empty")))
+    with pytest.raises(sources.DataError, match="not an aclImdb folder"):
+        sources.locate(data_cfg(tmp_path, path=str(tmp_path / "empty")))
 
 
 def test_environment_variable_names_the_data(tiny_tarball, tmp_path, monkeypatch):
-    monkeypatch.setenv(data.ENV_PATH, str(tiny_tarball))
-    assert data.locate(data_cfg(tmp_path)).location == str(tiny_tarball)
+    monkeypatch.setenv(sources.ENV_PATH, str(tiny_tarball))
+    assert sources.locate(data_cfg(tmp_path)).location == str(tiny_tarball)
 
 
 def test_auto_offline_without_local_copy_says_how_to_supply_data(tmp_path, monkeypatch):
-    monkeypatch.delenv(data.ENV_PATH, raising=False)
+    monkeypatch.delenv(sources.ENV_PATH, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(data.DataError, match="data.path="):
-        data.locate(data_cfg(tmp_path))
+    with pytest.raises(sources.DataError, match="data.path="):
+        sources.locate(data_cfg(tmp_path))
 
 
 def test_stratified_split_is_seeded_and_balanced():
     labels = [0] * 100 + [1] * 300
-    kept, held = data.stratified_split(labels, 0.1, seed=3)
+    kept, held = sources.stratified_split(labels, 0.1, seed=3)
     assert len(held) == 40 and sum(labels[i] for i in held) == 30
     assert sorted(kept + held) == list(range(400))
-    assert data.stratified_split(labels, 0.1, seed=3) == (kept, held)
-    assert data.stratified_split(labels, 0.1, seed=4) != (kept, held)
+    assert sources.stratified_split(labels, 0.1, seed=3) == (kept, held)
+    assert sources.stratified_split(labels, 0.1, seed=4) != (kept, held)
 
 
 def test_load_splits_carves_val_from_train_and_limits(tiny_tarball, tmp_path):
-    source = data.locate(data_cfg(tmp_path, path=str(tiny_tarball)))
-    splits = data.load_splits(source, val_fraction=0.25, split_seed=0)
+    source = sources.locate(data_cfg(tmp_path, path=str(tiny_tarball)))
+    splits = sources.load_splits(source, val_fraction=0.25, split_seed=0)
     assert [len(splits[s][0]) for s in ("train", "val", "test")] == [30, 10, 40]
     assert not set(splits["train"][0]) & set(splits["val"][0])
-    small = data.load_splits(source, val_fraction=0.25, split_seed=0, limit=8)
+    small = sources.load_splits(source, val_fraction=0.25, split_seed=0, limit=8)
     assert [len(small[s][1]) for s in ("train", "val", "test")] == [8, 8, 8]
     assert sum(small["test"][1]) == 4
 
@@ -82,15 +82,15 @@ def test_hub_source_reads_a_local_parquet_stand_in(tiny_tarball, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    expected = data.read(data.locate(data_cfg(tmp_path, path=str(tiny_tarball))))
+    expected = sources.read(sources.locate(data_cfg(tmp_path, path=str(tiny_tarball))))
     hub_dir = tmp_path / "hub" / "data"
     hub_dir.mkdir(parents=True)
     for split, (texts, labels) in expected.items():
         pq.write_table(pa.table({"text": texts, "label": labels}),
                        hub_dir / f"{split}-00000-of-00001.parquet")
-    source = data.locate(data_cfg(tmp_path, source="hub", hub_name=str(hub_dir.parent)))
+    source = sources.locate(data_cfg(tmp_path, source="hub", hub_name=str(hub_dir.parent)))
     assert source.kind == "hub"
-    got = data.read(source)
+    got = sources.read(source)
     for split in ("train", "test"):
         assert sorted(zip(*got[split])) == sorted(zip(*expected[split]))
 
@@ -111,17 +111,17 @@ def test_download_source_fetches_and_reads_the_tarball(tiny_tarball, tmp_path, h
     www, base = http_server
     (www / "aclImdb_v1.tar.gz").write_bytes(tiny_tarball.read_bytes())
     cfg = data_cfg(tmp_path, source="download", url=f"{base}/aclImdb_v1.tar.gz")
-    source = data.locate(cfg)
+    source = sources.locate(cfg)
     assert Path(source.location) == tmp_path / "cache" / "aclImdb_v1.tar.gz"
-    assert len(data.read(source)["train"][0]) == 40
+    assert len(sources.read(source)["train"][0]) == 40
     # auto finds the earlier download before trying any network source
-    auto = data.locate(data_cfg(tmp_path, url=f"{base}/aclImdb_v1.tar.gz"))
+    auto = sources.locate(data_cfg(tmp_path, url=f"{base}/aclImdb_v1.tar.gz"))
     assert auto.location == source.location
 
 
 def test_failed_download_leaves_nothing_behind(tmp_path, http_server):
     _, base = http_server
     cfg = data_cfg(tmp_path, source="download", url=f"{base}/missing.tar.gz")
-    with pytest.raises(data.DataError, match="could not download"):
-        data.locate(cfg)
+    with pytest.raises(sources.DataError, match="could not download"):
+        sources.locate(cfg)
     assert not list((tmp_path / "cache").glob("*"))

@@ -5,14 +5,14 @@ import sys
 
 import pytest
 import torch
-from conftest import make_tarball
+from helpers import make_tarball
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
 from sentiment_lstm.checkpoint import load_bundle
-from sentiment_lstm.diagnostics import probe, probe_batch, traced
-from sentiment_lstm.models import SentimentClassifier
-from sentiment_lstm.tokenizer import EncodedSplit
+from sentiment_lstm.data.tokenizer import EncodedSplit
+from sentiment_lstm.evaluation.diagnostics import probe, probe_batch, traced
+from sentiment_lstm.model.classifier import SentimentClassifier
 
 T, B, H = 12, 4, 5
 

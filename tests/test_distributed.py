@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tarball
+from helpers import make_tarball
 
 from sentiment_lstm.checkpoint import load_bundle
 
@@ -108,7 +108,7 @@ def test_sigterm_under_torchrun_then_resume_equals_uninterrupted_run(tmp_path, d
 @pytest.mark.parametrize("code, status, printed", [(0, 0, ""), (130, 130, ""),
                                                     ("error: bad", 1, "error: bad")])
 def test_finish_exits_as_sys_exit_would_and_flushes_stdout_first(code, status, printed):
-    script = ("from sentiment_lstm import distributed\n"
+    script = ("from sentiment_lstm.runtime import distributed\n"
               "print('out', end='')\n"  # block-buffered into a pipe: os._exit alone drops it
               f"distributed.finish({code!r})\n"
               "raise SystemExit('not reached')")

@@ -7,8 +7,8 @@ import sys
 CHILD = """
 import resource, sys, torch
 import torch.nn.functional as F
-from sentiment_lstm.memory import reuse_freed_memory
-from sentiment_lstm.models import SentimentClassifier
+from sentiment_lstm.runtime.memory import reuse_freed_memory
+from sentiment_lstm.model.classifier import SentimentClassifier
 if sys.argv[1] == "reuse":
     assert reuse_freed_memory()
 torch.manual_seed(0)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from sentiment_lstm.metrics import (
+from sentiment_lstm.evaluation.metrics import (
     accuracy_by_length,
     bucket_names,
     bucketize,

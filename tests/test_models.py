@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sentiment_lstm.models import SentimentClassifier, reverse_padded
-from sentiment_lstm.train import adversarial_noise
+from sentiment_lstm.model.classifier import SentimentClassifier, reverse_padded
+from sentiment_lstm.training.schedule import adversarial_noise
 
 
 def test_reverse_padded_reverses_within_length_and_is_its_own_inverse():

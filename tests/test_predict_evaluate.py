@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_review, make_tarball
-from test_cli import TINY, run_cli
+from helpers import TINY, make_review, make_tarball, run_cli
 
-from sentiment_lstm import bench, checkpoint, compare, evaluate, predict
+from sentiment_lstm import checkpoint, compare, evaluate, io, predict
 from sentiment_lstm.checkpoint import FORMAT
-from sentiment_lstm.metrics import accuracy_by_length
+from sentiment_lstm.data import sources
+from sentiment_lstm.evaluation.metrics import accuracy_by_length
+from sentiment_lstm.inference import load_classifier, predict_throughput
+from sentiment_lstm.reports.tables import find_results
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +29,7 @@ def run_dir(tmp_path_factory, real_tarball) -> Path:
 
 
 def cli(module: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"sentiment_lstm.{module}", *args],
-                          input=stdin, capture_output=True, text=True, timeout=300)
+    return run_cli(*args, cwd=Path.cwd(), module=module, stdin=stdin)
 
 
 def generated(n: int = 60) -> tuple[list[str], list[int]]:
@@ -92,11 +93,11 @@ def test_evaluate_on_imdb_test_split_writes_a_report_compare_reads(run_dir, real
     assert "(n=25000)" in ev.stdout
     report = json.loads(out.read_text())
     assert (report["encoder"], report["seed"], report["n"]) == ("lstm", 0, 25000)
-    [found] = compare.find_results([str(out)])  # with the predictions beside the report
+    [found] = find_results([str(out)])  # with the predictions beside the report
     kept = found["predictions"]
     assert kept["correct"].shape == kept["lengths"].shape == (25000,)
     assert kept["correct"].float().mean().item() == pytest.approx(report["acc"])
-    edges = predict.load_classifier(str(run_dir), "cpu").edges
+    edges = load_classifier(str(run_dir), "cpu").edges
     assert accuracy_by_length(kept["correct"], kept["lengths"], edges) == report["acc_by_len"]
     assert compare.main([str(out), "--out", str(tmp_path / "t.md")]) == 0
     table = (tmp_path / "t.md").read_text()
@@ -124,7 +125,7 @@ def test_several_checkpoints_are_averaged_weight_by_weight(run_dir, tmp_path, ca
     best, last = run_dir / "best.ckpt", run_dir / "last.ckpt"
     a, b = (checkpoint.load_bundle(p)["state_dict"] for p in (best, last))
     assert any(not torch.equal(a[k], b[k]) for k in a)  # two different states
-    clf = predict.load_classifier([best, last], "cpu")
+    clf = load_classifier([best, last], "cpu")
     for name, tensor in clf.model.state_dict().items():
         torch.testing.assert_close(tensor, (a[name] + b[name]) / 2)
     labeled = write(tmp_path / "l.csv", b"text,label\nfine,pos\nawful,neg\n")
@@ -141,14 +142,15 @@ def test_several_checkpoints_are_averaged_weight_by_weight(run_dir, tmp_path, ca
 
 
 def test_bench_measures_predict_throughput(run_dir, real_tarball):
-    report = bench.bench_predict(str(run_dir), str(real_tarball), n=300)
+    texts = sources.read(sources.local_source(real_tarball))["test"][0]
+    report = predict_throughput(load_classifier(run_dir, "cpu"), texts, n=300)
     assert report["predict_reviews"] == 300 and report["predict_reviews_per_s"] > 0
 
 
 def test_predict_reads_stdin_text_flags_and_csv_labels(run_dir, tmp_path):
     pred = cli("predict", "--checkpoint", str(run_dir), stdin="A great film.\nAwful.\n")
     assert pred.returncode == 0 and len(pred.stdout.splitlines()) == 2
-    clf = predict.load_classifier(run_dir)
+    clf = load_classifier(run_dir)
     rows = clf.predict(["", "   ", "x " * 500_000])  # empty, blank, a 1 MB review
     assert rows[0] == {"label": None, "prob_pos": None, "tokens": 0, "bucket": "0000-0127",
                        "truncated": False, "empty": True}
@@ -156,22 +158,22 @@ def test_predict_reads_stdin_text_flags_and_csv_labels(run_dir, tmp_path):
     assert rows[2]["truncated"] and rows[2]["tokens"] == 500_000 and rows[2]["label"]
     csv_path = tmp_path / "x.csv"
     csv_path.write_text('text,label\n"Good, very good.",1\nBad.,NEG\n')
-    assert evaluate.read_labeled(csv_path, clf.labels) == (["Good, very good.", "Bad."], [1, 0])
+    assert io.read_labeled(csv_path, clf.labels) == (["Good, very good.", "Bad."], [1, 0])
 
 
 def test_line_breaks_inside_a_review_do_not_split_it(tmp_path):
     # U+0085 is how IMDB's cp1252 ellipsis decodes; str.splitlines() would cut there
     texts = ["Slow\x85 then great.", "Dull\u2028and long.", "Fine\x0cfilm."]
     path = write(tmp_path / "r.txt", "\r\n".join(texts).encode() + b"\n\n")
-    assert predict.read_texts(str(path)) == texts
+    assert io.read_texts(str(path)) == texts
     jsonl = write(tmp_path / "r.jsonl", "\n".join(json.dumps({"text": t}, ensure_ascii=False)
                                                   for t in texts).encode())
-    assert predict.read_texts(str(jsonl)) == texts
+    assert io.read_texts(str(jsonl)) == texts
     # CSV: a quoted review may also span lines (blank ones too) and be longer than 128 KB
     long = "word " * 40_000
     rows = ['"Slow\x85 then great.\n\nReally.",pos', '"Dull\u2028""long""",0', f"{long},1"]
     path = write(tmp_path / "l.csv", ("text,label\r\n" + "\r\n".join(rows)).encode())
-    assert evaluate.read_labeled(path, ["neg", "pos"]) == (
+    assert io.read_labeled(path, ["neg", "pos"]) == (
         ["Slow\x85 then great.\n\nReally.", 'Dull\u2028"long"', long], [1, 0, 1])
 
 

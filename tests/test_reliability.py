@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import make_tarball
+from helpers import make_tarball
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sentiment_lstm import checkpoint
+from sentiment_lstm import checkpoint, io
 
 SMALL = ["model.embed_dim=32", "model.hidden_size=32", "data.batch_size=16",
          "data.min_frequency=1", "trainer.max_epochs=3", "trainer.patience=3",
@@ -150,14 +150,14 @@ def test_adversarial_training_runs_end_to_end_and_changes_training(tmp_path, dat
 
 def test_crash_between_write_and_rename_keeps_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "last.ckpt"
-    checkpoint.atomic_save({"format": checkpoint.FORMAT, "step": 1}, path)
+    io.atomic_save({"format": checkpoint.FORMAT, "step": 1}, path)
 
     def crash(src, dst):
         raise OSError("simulated crash before rename")
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="simulated"):
-        checkpoint.atomic_save({"format": checkpoint.FORMAT, "step": 2}, path)
+        io.atomic_save({"format": checkpoint.FORMAT, "step": 2}, path)
     monkeypatch.undo()
     assert checkpoint.load_bundle(path)["step"] == 1
     assert os.listdir(tmp_path) == ["last.ckpt"]

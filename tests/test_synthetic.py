@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from sentiment_lstm.data import CUES, DISTRACTORS, synthetic_long
+from sentiment_lstm.data.synthetic import CUES, DISTRACTORS, synthetic_long
 
 
 def test_first_word_decides_the_label_and_distances_are_in_range():

@@ -2,8 +2,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from sentiment_lstm import data, tokenizer
 from sentiment_lstm.config import DataConfig
+from sentiment_lstm.data import sources, tokenizer
 
 
 def test_normalization_strips_markup_and_lowercases():
@@ -50,7 +50,7 @@ def test_prepare_caches_encoded_splits(tiny_tarball, tmp_path, monkeypatch):
     def no_reading(*args, **kwargs):
         raise AssertionError("a cache hit must not read the data again")
 
-    monkeypatch.setattr(data, "read", no_reading)
+    monkeypatch.setattr(sources, "read", no_reading)
     tok2, splits2 = tokenizer.prepare(cfg)
     assert tok2.to_str() == tok.to_str()
     for name in splits:

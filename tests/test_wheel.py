@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_wheel_installs_into_fresh_venv_and_trains_from_tmp(tmp_path, tiny_tarball):

@@ -1,12 +1,15 @@
 """Structured config schemas: Hydra checks every override against these types."""
 
+import os
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import Enum
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from sentiment_lstm.distributed import run_stamp
+STAMP_ENV = "SENTIMENT_LSTM_RUN_STAMP"  # rank 0's start time under torchrun (distributed.init)
 
 
 class Choice(str, Enum):
@@ -156,9 +159,15 @@ class Config:
     seed: int = 0
 
 
+def run_stamp(pattern: str) -> str:
+    """The `${run_stamp:%Y-%m-%d_%H-%M-%S}` resolver of the output directories: the start
+    time, rank 0's under torchrun, so that every rank resolves one directory per job."""
+    return datetime.fromtimestamp(float(os.environ.get(STAMP_ENV, time.time()))).strftime(pattern)
+
+
 def register() -> None:
-    cs = ConfigStore.instance()
-    cs.store(name="schema", node=Config)
+    """The schema and the run_stamp resolver, for @hydra.main and for compose(); idempotent."""
+    ConfigStore.instance().store(name="schema", node=Config)
     OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
 
 

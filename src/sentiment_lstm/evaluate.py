@@ -1,5 +1,5 @@
-"""Evaluate a checkpoint on the IMDB test split or on any labeled CSV / JSONL file; score a
-model on an encoded split (training's validation and test use `evaluate_split`).
+"""Evaluate a checkpoint on the IMDB test split, its validation split, or any labeled CSV /
+JSONL file.
 
     python -m sentiment_lstm.evaluate --checkpoint outputs/runs/<run>            # IMDB test
     python -m sentiment_lstm.evaluate --checkpoint outputs/runs/<run> --split val  # its validation
@@ -14,141 +14,22 @@ training run does, so that `compare` can pair two models review by review (McNem
 """
 
 import argparse
-import contextlib
-import csv
-import io
 import json
 import os
 import signal
 import sys
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from sentiment_lstm import data, distributed
-from sentiment_lstm.batching import BucketBatchSampler, batches, fed_lengths
-from sentiment_lstm.checkpoint import (
-    CheckpointError,
-    atomic_write_text,
-    load_bundle,
-    save_predictions,
-)
+from sentiment_lstm.checkpoint import CheckpointError
 from sentiment_lstm.config import Truncate
-from sentiment_lstm.memory import reuse_freed_memory
-from sentiment_lstm.metrics import accuracy_by_length, binary_report
-from sentiment_lstm.models import SentimentClassifier
-from sentiment_lstm.predict import InputError, load_classifier, read_jsonl, read_text
-from sentiment_lstm.tokenizer import EncodedSplit
-
-EVAL_BATCH = 256
-csv.field_size_limit(2**31 - 1)  # a review may be longer than csv's 128 KB default
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast for trainer.precision=bf16; nothing for fp32."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-@torch.no_grad()
-def evaluate_split(model: SentimentClassifier, split: EncodedSplit, max_len: int,
-                   truncate: str, device: torch.device,
-                   precision: str = "fp32") -> tuple[float, torch.Tensor]:
-    """Mean loss and a (N,) bool tensor of which reviews were classified right, in split order.
-
-    Under torchrun each rank scores its own shard and the sums are all-reduced, so every rank
-    returns the same numbers.
-    """
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros(len(split), dtype=torch.int32)
-    total = torch.zeros(1, dtype=torch.float64)
-    sampler = BucketBatchSampler(split.lengths, EVAL_BATCH, shuffle=False,
-                                 rank=distributed.rank(), world=distributed.world())
-    for batch in batches(split, sampler, max_len, truncate):
-        b = batch.to(device)
-        with autocast(device, precision):
-            logits = model(b.tokens, b.lengths).float()
-        total += F.cross_entropy(logits, b.labels, reduction="sum").item()
-        correct[batch.index] = (logits.argmax(1) == b.labels).int().cpu()
-    model.train(was_training)
-    distributed.all_reduce(correct)
-    distributed.all_reduce(total)
-    return total.item() / len(split), correct.bool()
-
-
-def test_checkpoint(path: Path, test: EncodedSplit, cfg,
-                    device: torch.device) -> tuple[dict, torch.Tensor]:
-    """A checkpoint's test loss and accuracy, overall and per review length (cfg: the run's),
-    and which reviews it got right."""
-    best = distributed.gather(load_bundle(path) if distributed.rank() == 0
-                              else None)[0]  # only rank 0's disk is sure to hold it
-    model = SentimentClassifier(**best["model_args"])
-    model.load_state_dict(best["state_dict"])
-    model.to(device)
-    loss, correct = evaluate_split(model, test, cfg.data.max_len, cfg.data.truncate, device,
-                                   cfg.trainer.precision)
-    return {"acc": correct.float().mean().item(), "loss": loss, "n": len(test),
-            "best_epoch": best["epoch"],
-            "acc_by_len": accuracy_by_length(correct, test.lengths,
-                                             list(cfg.eval.bucket_edges))}, correct
-
-
-def read_labeled(path: Path, labels: list[str], text_col: str = "text",
-                 label_col: str = "label") -> tuple[list[str], list[int]]:
-    """(texts, 0/1 labels) from a CSV with a header or a JSONL file."""
-    if path.suffix == ".jsonl":
-        rows = read_jsonl(str(path), (text_col, label_col))
-    else:
-        # csv splits the rows itself: a quoted text may span lines, blank ones too
-        rows = list(csv.DictReader(io.StringIO(read_text(str(path)), newline="")))
-        if not rows or not {text_col, label_col} <= set(rows[0]):
-            found = ", ".join(rows[0]) if rows else "nothing"
-            raise InputError(f"{path}: needs columns {text_col!r} and {label_col!r}, "
-                             f"found {found}")
-    names = {name: i for i, name in enumerate(labels)} | {str(i): i for i in range(len(labels))}
-    texts, ys = [], []
-    for i, row in enumerate(rows, 1):
-        if row[label_col] is None:
-            raise InputError(f"{path}: row {i} has no {label_col!r} value")
-        y = str(row[label_col]).strip().lower()
-        if y not in names:
-            raise InputError(f"{path}: row {i} has unknown label {row[label_col]!r} "
-                             f"(expected one of {', '.join(names)})")
-        texts.append(str(row[text_col]))
-        ys.append(names[y])
-    return texts, ys
-
-
-def evaluate_texts(clf, texts: list[str], labels: list[int],
-                   batch_size: int = 128) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """The report, which texts were classified right and their token counts (the last two are
-    what a training run keeps in test_predictions.csv)."""
-    probs, lengths = clf.probabilities(texts, batch_size)
-    y = torch.tensor(labels)
-    pred = (probs >= 0.5).long()
-    report = binary_report(pred, y)
-    report["acc_by_len"] = accuracy_by_length(pred == y, lengths, clf.edges)
-    report["truncated"] = int((lengths > fed_lengths(lengths, clf.max_len, clf.truncate)).sum())
-    return report, pred == y, lengths
-
-
-def format_report(report: dict, labels: list[str]) -> str:
-    lines = [f"accuracy {100 * report['acc']:.2f}%  (n={report['n']})",
-             f"precision {report['precision']:.4f}  recall {report['recall']:.4f}  "
-             f"f1 {report['f1']:.4f}  (positive = {labels[1]})",
-             "", f"confusion (rows true, columns predicted: {labels[0]}, {labels[1]})"]
-    lines += [f"  {labels[i]:>5} {row[0]:>7} {row[1]:>7}" for i, row in
-              enumerate(report["confusion"])]
-    lines += ["", f"{'length':>10} {'n':>6} {'acc %':>7}  95% interval"]
-    for bucket, row in report["acc_by_len"].items():
-        if row["n"]:
-            lo, hi = row["ci95"]
-            lines.append(f"{bucket:>10} {row['n']:>6} {100 * row['acc']:>7.2f}  "
-                         f"[{100 * lo:.1f}, {100 * hi:.1f}]")
-    return "\n".join(lines)
+from sentiment_lstm.data import sources
+from sentiment_lstm.data.types import DataError
+from sentiment_lstm.evaluation.predictions import save_predictions
+from sentiment_lstm.evaluation.scoring import evaluate_texts
+from sentiment_lstm.inference import load_classifier
+from sentiment_lstm.io import InputError, atomic_write_text, read_labeled
+from sentiment_lstm.reports.tables import format_report
+from sentiment_lstm.runtime.memory import reuse_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="IMDB split without --file: test (all 25,000 reviews) or val (the "
                          "validation reviews the run selected on, carved as in training); "
                          "default test")
-    ap.add_argument("--data-path", help=f"IMDB tarball or folder (default ${data.ENV_PATH})")
+    ap.add_argument("--data-path", help=f"IMDB tarball or folder (default ${sources.ENV_PATH})")
     ap.add_argument("--text-column", default="text")
     ap.add_argument("--label-column", default="label")
     ap.add_argument("--out", help="write the report as JSON here")
@@ -172,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="override the checkpoint's truncation (none: whole reviews)")
     ap.add_argument("--max-len", type=int, help="override the checkpoint's data.max_len")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head`: stop quietly, as cat does
     reuse_freed_memory()  # as in training: each batch's buffers are not faulted in afresh
     if args.file and args.split:
         print("error: --split picks an IMDB split; it cannot go with --file", file=sys.stderr)
@@ -189,16 +71,16 @@ def main(argv: list[str] | None = None) -> int:
             texts, labels = read_labeled(Path(args.file), clf.labels, args.text_column,
                                          args.label_column)
         else:
-            path = args.data_path or os.environ.get(data.ENV_PATH)
+            path = args.data_path or os.environ.get(sources.ENV_PATH)
             if not path:
                 raise InputError(f"the IMDB {split} split needs --data-path or "
-                                 f"${data.ENV_PATH}")
+                                 f"${sources.ENV_PATH}")
             d = clf.config["data"]  # validation: as carved from train by the run
-            texts, labels = data.load_splits(
-                data.local_source(Path(path)), d["val_fraction"], d["split_seed"],
+            texts, labels = sources.load_splits(
+                sources.local_source(Path(path)), d["val_fraction"], d["split_seed"],
                 d.get("limit") if split == "val" else None)[split]
         report, correct, lengths = evaluate_texts(clf, texts, labels, args.batch_size)
-    except (CheckpointError, InputError, data.DataError) as e:
+    except (CheckpointError, InputError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.out:  # written before printing, so a closed pipe (`| head`) cannot lose it
@@ -213,5 +95,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `| head`: stop quietly, as cat does
     sys.exit(main())

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sentiment_lstm.tokenizer import EncodedSplit
+from sentiment_lstm.data.tokenizer import EncodedSplit
 
 
 @dataclass

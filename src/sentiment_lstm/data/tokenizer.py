@@ -13,8 +13,8 @@ import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from torch import Tensor
 
-from sentiment_lstm import data
-from sentiment_lstm.checkpoint import atomic_save
+from sentiment_lstm.data import sources
+from sentiment_lstm.io import atomic_save
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
 CACHE_VERSION = 1
@@ -62,7 +62,7 @@ def encode(tok: Tokenizer, texts: list[str], labels: list[int] | None = None) ->
     return EncodedSplit(torch.from_numpy(flat), torch.from_numpy(offsets), y)
 
 
-def _cache_key(source: data.Source, cfg) -> str:
+def _cache_key(source: sources.Source, cfg) -> str:
     keys = ("val_fraction", "split_seed", "limit", "tokenizer", "vocab_size", "min_frequency")
     settings = {k: str(cfg[k]) for k in keys}
     blob = json.dumps([CACHE_VERSION, source.fingerprint, settings], sort_keys=True)
@@ -71,7 +71,7 @@ def _cache_key(source: data.Source, cfg) -> str:
 
 def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit]]:
     """Tokenizer and encoded train/val/test for a DataConfig, from the cache when it has them."""
-    source = data.locate(cfg)
+    source = sources.locate(cfg)
     path = Path(cfg.cache_dir).expanduser() / f"encoded-{_cache_key(source, cfg)}.pt"
     if path.exists():
         try:
@@ -82,7 +82,7 @@ def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit]]:
         except Exception as e:  # a damaged cache is rebuilt, never trusted
             log.warning("ignoring unreadable cache %s (%s)", path, e)
     start = time.perf_counter()
-    texts = data.load_splits(source, cfg.val_fraction, cfg.split_seed, cfg.limit)
+    texts = sources.load_splits(source, cfg.val_fraction, cfg.split_seed, cfg.limit)
     log.info("read %s in %.1fs", source.location, time.perf_counter() - start)
     tok = build_tokenizer(texts["train"][0], model=cfg.tokenizer, vocab_size=cfg.vocab_size,
                           min_frequency=cfg.min_frequency)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentiment_lstm.config import ConfigError
-from sentiment_lstm.models import CustomLSTMEncoder, SentimentClassifier, TorchEncoder
-from sentiment_lstm.tokenizer import EncodedSplit
+from sentiment_lstm.data.tokenizer import EncodedSplit
+from sentiment_lstm.model.classifier import CustomLSTMEncoder, SentimentClassifier, TorchEncoder
 
 GATES = ("input", "forget", "output")
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sentiment_lstm.cells import LSTM
+from sentiment_lstm.model.cells import LSTM
 
 
 def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:

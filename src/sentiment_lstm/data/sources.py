@@ -1,9 +1,8 @@
-"""IMDB sources (aclImdb folder or tarball, Hugging Face hub, official download), the
-synthetic long-range task, and the splits."""
+"""IMDB sources (aclImdb folder or tarball, Hugging Face hub, official download) and the
+splits."""
 
 import json
 import os
-import random
 import re
 import socket
 import tarfile
@@ -16,15 +15,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-LABELS = ("neg", "pos")
+from sentiment_lstm.data.synthetic import synthetic_long
+from sentiment_lstm.data.types import LABELS, DataError, Texts
+
 ENV_PATH = "SENTIMENT_LSTM_DATA"
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
-
-Texts = tuple[list[str], list[int]]  # (texts, labels with 0 = neg, 1 = pos)
-
-
-class DataError(RuntimeError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -134,35 +129,6 @@ def read(source: Source) -> dict[str, Texts]:
         if {r[1] for r in picked} != {0, 1}:
             raise DataError(f"{path}: no {split} reviews of both labels in aclImdb/{split}/pos|neg")
         out[split] = ([r[3] for r in picked], [r[1] for r in picked])
-    return out
-
-
-CUES = (("awful", "terrible", "boring", "hated", "worst"),  # label 0
-        ("great", "wonderful", "superb", "loved", "excellent"))  # label 1
-DISTRACTORS = ("the", "a", "movie", "film", "plot", "actor", "scene", "story", "it", "was",
-               "and", "of", "to", "in", "that", "this", "with", "for", "as", "on", "its", "he",
-               "she", "they", "one", "two", "then", "some", "time", "so", "just")
-
-
-def synthetic_long(reviews: int, min_distance: int, max_distance: int, noise: float,
-                   seed: int) -> dict[str, Texts]:
-    """The "I .... I .... I like the movie" case made controllable: each sequence is a cue
-    word that decides the label, then a uniform number of distractor words in
-    [min_distance, max_distance]: neutral words, and with probability `noise` a cue word of
-    random sentiment that must not override the first. Length buckets are distance buckets."""
-    rng = random.Random(seed)
-
-    def distractor() -> str:
-        return rng.choice(CUES[rng.randrange(2)]) if rng.random() < noise else \
-            rng.choice(DISTRACTORS)
-
-    out = {}
-    for split in ("train", "test"):
-        labels = [i % 2 for i in range(reviews)]
-        texts = [" ".join([rng.choice(CUES[y])] + [
-            distractor() for _ in range(rng.randint(min_distance, max_distance))])
-            for y in labels]
-        out[split] = (texts, labels)
     return out
 
 

@@ -1,14 +1,11 @@
 """The only module that talks to TensorBoard."""
 
-import math
 from pathlib import Path
 
-import matplotlib
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt  # noqa: E402
-from torch.utils.tensorboard import SummaryWriter  # noqa: E402
-from torch.utils.tensorboard.summary import hparams  # noqa: E402
+from sentiment_lstm.reports.figures import length_figure, position_figure
 
 
 class Tracker:
@@ -66,35 +63,6 @@ class Tracker:
     def close(self) -> None:
         if self.writer:
             self.writer.close()
-
-
-def position_figure(curves: dict, label: str, log: bool = False):
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for name, values in curves.items():
-        ax.plot(values.tolist(), label=name)
-    if log:
-        ax.set_yscale("log")
-    ax.set_xlabel("position in the review (tokens)")
-    ax.set_ylabel(label)
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def length_figure(table: dict[str, dict]):
-    names = list(table)
-    accs = [100 * r["acc"] if r["n"] else 0.0 for r in table.values()]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    bars = ax.bar(names, accs, color="#4c72b0")
-    for bar, row in zip(bars, table.values()):
-        if row["n"] and not math.isnan(row["acc"]):
-            ax.annotate(f"n={row['n']}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=8)
-    ax.set_ylim(0, 105)
-    ax.set_xlabel("review length (tokens)")
-    ax.set_ylabel("accuracy (%)")
-    fig.tight_layout()
-    return fig
 
 
 def write_length_layout(log_dir: str | Path, buckets: list[str]) -> None:

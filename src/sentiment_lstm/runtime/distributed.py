@@ -13,14 +13,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-STAMP_ENV = "SENTIMENT_LSTM_RUN_STAMP"
+from sentiment_lstm.config import STAMP_ENV
 
 
 def launched() -> bool:
@@ -43,11 +42,6 @@ def init() -> int:
     dist.broadcast_object_list(stamp, src=0)
     os.environ[STAMP_ENV] = repr(stamp[0])
     return dist.get_rank()
-
-
-def run_stamp(pattern: str) -> str:
-    """The `${run_stamp:%Y-%m-%d_%H-%M-%S}` resolver: rank 0's start time under torchrun."""
-    return datetime.fromtimestamp(float(os.environ.get(STAMP_ENV, time.time()))).strftime(pattern)
 
 
 def rank() -> int:

@@ -1,0 +1,1 @@
+"""IMDB and other text sources, the synthetic long-range task, tokenizer, batching."""

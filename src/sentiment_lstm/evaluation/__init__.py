@@ -1,0 +1,1 @@
+"""Scoring, metrics, per-review predictions, gate diagnostics, speed benchmarks."""

@@ -1,0 +1,1 @@
+"""TensorBoard tracking, figures, and comparison tables."""

@@ -1,0 +1,119 @@
+"""Finished runs read back and laid side by side: accuracy per length bucket by encoder,
+McNemar per bucket between encoders, and evaluate's console report."""
+
+import itertools
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from sentiment_lstm.checkpoint import CheckpointError
+from sentiment_lstm.evaluation.metrics import bucketize, mcnemar
+from sentiment_lstm.evaluation.predictions import load_predictions
+
+
+def find_results(paths: list[str]) -> list[dict]:
+    """Every results.json-like file with test metrics, and every `evaluate --out` report of
+    the IMDB test split; `predictions` is added from the run's test_predictions.csv when it is
+    there."""
+    found = []
+    for p in map(Path, paths):
+        files = [p] if p.is_file() else sorted(p.rglob("*.json"))
+        for f in files:
+            try:
+                result = json.loads(f.read_text())
+            except ValueError as e:  # UnicodeDecodeError too
+                raise CheckpointError(f"{f}: not a JSON file ({e})") from None
+            if not isinstance(result, dict):
+                continue
+            if result.get("data") == "imdb/test" and "encoder" in result:  # evaluate's report
+                result = {"encoder": result["encoder"], "seed": result["seed"], "test": result}
+            if {"encoder", "test"} <= set(result):
+                predictions = f.with_name("test_predictions.csv")
+                if predictions.is_file():
+                    result["predictions"] = load_predictions(predictions)
+                found.append(result)
+    return found
+
+
+def by_model(results: list[dict]) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        grouped[r["encoder"]].append(r)
+    return dict(sorted(grouped.items()))
+
+
+def _cell(rows: list[dict]) -> str:
+    accs = [100 * r["acc"] for r in rows if r["n"]]
+    if not accs:
+        return "-"
+    if len(accs) == 1:
+        lo, hi = rows[0]["ci95"]
+        return f"{accs[0]:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{statistics.mean(accs):.1f} +- {statistics.stdev(accs):.1f}"
+
+
+def table(results: list[dict]) -> str:
+    """A markdown table: one row per length bucket plus `all`, one column per encoder."""
+    models = by_model(results)
+    buckets = list(results[0]["test"]["acc_by_len"])
+    head = ["length (tokens)", "n"] + [f"{m} ({len(rs)} seed{'s' if len(rs) > 1 else ''})"
+                                       for m, rs in models.items()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for b in buckets:
+        n = results[0]["test"]["acc_by_len"][b]["n"]
+        cells = [_cell([r["test"]["acc_by_len"][b] for r in rs]) for rs in models.values()]
+        lines.append(f"| {b} | {n} | " + " | ".join(cells) + " |")
+    overall = []
+    for rs in models.values():
+        accs = [100 * r["test"]["acc"] for r in rs]
+        overall.append(f"**{accs[0]:.2f}**" if len(accs) == 1 else
+                       f"**{statistics.mean(accs):.2f} +- {statistics.stdev(accs):.2f}**")
+    lines.append(f"| all | {results[0]['test']['n']} | " + " | ".join(overall) + " |")
+    return "\n".join(lines)
+
+
+def paired(results: list[dict]) -> str:
+    """Per pair of encoders and length bucket: how many reviews only one of them got right
+    (summed over matched seeds) and McNemar's p-value, the largest over the seeds."""
+    models = {m: {r["seed"]: r for r in rs if "predictions" in r}
+              for m, rs in by_model(results).items()}
+    buckets = list(results[0]["test"]["acc_by_len"])
+    edges = [int(b.split("-")[0]) for b in buckets]
+    sections = []
+    for a, b in itertools.combinations(models, 2):
+        seeds = sorted(models[a].keys() & models[b].keys())
+        if not seeds:
+            continue
+        lines = [f"McNemar, {a} vs {b}, seeds {', '.join(map(str, seeds))} (p: largest over "
+                 "seeds)", "", f"| length (tokens) | only {a} right | only {b} right | p |",
+                 "|---|---|---|---|"]
+        tests = [[] for _ in buckets]
+        for s in seeds:
+            ra, rb = models[a][s], models[b][s]
+            which = bucketize(ra["predictions"]["lengths"], edges)
+            for k in range(len(buckets)):
+                keep = which == k
+                tests[k].append(mcnemar(ra["predictions"]["correct"][keep],
+                                        rb["predictions"]["correct"][keep]))
+        for name, ts in zip(buckets, tests):
+            lines.append(f"| {name} | {sum(t['b'] for t in ts)} | {sum(t['c'] for t in ts)} | "
+                         f"{max(t['p'] for t in ts):.2g} |")
+        sections.append("\n".join(lines))
+    return "\n\n".join(sections)
+
+
+def format_report(report: dict, labels: list[str]) -> str:
+    lines = [f"accuracy {100 * report['acc']:.2f}%  (n={report['n']})",
+             f"precision {report['precision']:.4f}  recall {report['recall']:.4f}  "
+             f"f1 {report['f1']:.4f}  (positive = {labels[1]})",
+             "", f"confusion (rows true, columns predicted: {labels[0]}, {labels[1]})"]
+    lines += [f"  {labels[i]:>5} {row[0]:>7} {row[1]:>7}" for i, row in
+              enumerate(report["confusion"])]
+    lines += ["", f"{'length':>10} {'n':>6} {'acc %':>7}  95% interval"]
+    for bucket, row in report["acc_by_len"].items():
+        if row["n"]:
+            lo, hi = row["ci95"]
+            lines.append(f"{bucket:>10} {row['n']:>6} {100 * row['acc']:>7.2f}  "
+                         f"[{100 * lo:.1f}, {100 * hi:.1f}]")
+    return "\n".join(lines)

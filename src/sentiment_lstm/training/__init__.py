@@ -1,0 +1,1 @@
+"""Training as named steps over a named state: trainer, schedule, resume, signals."""

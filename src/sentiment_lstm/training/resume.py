@@ -1,0 +1,101 @@
+"""What `trainer.resume` continues: the run to resume, its saved config, and which of the
+command line's overrides it may take."""
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sentiment_lstm.checkpoint import CheckpointError, load_bundle
+from sentiment_lstm.config import Config, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def find_resumable(runs_dir: Path, exclude: Path) -> Path | None:
+    """The newest run directory below runs_dir with a last.ckpt and no results.json."""
+    unfinished = [p.parent for p in runs_dir.glob("*/last.ckpt")
+                  if p.parent != exclude and not (p.parent / "results.json").exists()]
+    return max(unfinished, key=lambda p: (p / "last.ckpt").stat().st_mtime, default=None)
+
+
+# What a resumed run may change from its saved config: when it stops (patience), where the
+# same data lies, how fast and how verbosely it runs, whether it is tested at the end.
+# Nothing here changes the weights it trains to.
+RESUME_SETTABLE = ("trainer.patience", "trainer.threads", "trainer.progress",
+                   "trainer.log_every", "trainer.test", "data.path", "data.cache_dir")
+
+
+def _flat(cfg: DictConfig) -> dict[str, Any]:
+    """{"model.hidden_size": 128, ...}: every leaf by its dotted key."""
+    flat = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat[prefix + k] = v
+    walk(OmegaConf.to_container(cfg, enum_to_str=True), "")
+    return flat
+
+
+def _apply_overrides(saved: DictConfig, cfg: DictConfig, overrides: list[str],
+                     run: Path) -> None:
+    """Take the command line's RESUME_SETTABLE keys into the saved config; any other key it
+    gives (or a group, or an experiment) must leave the saved config as it is."""
+    given, kept = _flat(cfg), _flat(saved)
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key == "trainer.resume" or key.startswith("hydra"):
+            continue
+        if key in RESUME_SETTABLE:
+            OmegaConf.update(saved, key, given[key])
+            continue
+        # a group's keys, or every key for an experiment (it has no key of its own)
+        for k in [k for k in given if k.startswith(key + ".") or k == key] or given:
+            if k not in (*RESUME_SETTABLE, "trainer.resume") and given[k] != kept.get(k):
+                raise ConfigError(f"{k}={given[k]} cannot change when resuming {run} (it "
+                                  f"trains with {kept.get(k)}); start a new run instead")
+
+
+def resolve_resume(cfg: DictConfig, out: Path, overrides: list[str] = ()
+                   ) -> tuple[DictConfig, Path, dict | None]:
+    """(config, run directory, last checkpoint) for a fresh run or for trainer.resume=...
+    A resumed run takes its saved config; `overrides` (the command line's) may change only
+    RESUME_SETTABLE keys in it."""
+    if cfg.trainer.resume is None:
+        return cfg, out, None
+    run = find_resumable(out.parent, out) if cfg.trainer.resume == "auto" else \
+        Path(cfg.trainer.resume)
+    if run is None:
+        log.info("trainer.resume=auto: no unfinished run in %s, starting afresh", out.parent)
+        return cfg, out, None
+    last = load_bundle(run / "last.ckpt" if run.is_dir() else run)
+    if "progress" not in last:
+        raise CheckpointError(f"{run} holds no resumable training state")
+    saved = OmegaConf.merge(OmegaConf.structured(Config), last["config"])
+    saved.trainer.resume = None
+    _apply_overrides(saved, cfg, list(overrides), run)
+    return saved, (run if run.is_dir() else run.parent), last
+
+
+@contextlib.contextmanager
+def log_continues_in(run: Path):
+    """Hydra logs to the resuming command's own directory; the resumed run's log file goes
+    on too, so that it holds the run's whole log."""
+    root = logging.getLogger()
+    launch = next((h for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    if launch is None or Path(launch.baseFilename).parent == run.resolve():
+        yield  # no log file (torchrun's other ranks, fit() called directly), or the same
+        return
+    handler = logging.FileHandler(run / Path(launch.baseFilename).name)  # appends
+    handler.setFormatter(launch.formatter)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,74 @@
+"""What several test modules share: generated reviews and tarballs, the composed config, the
+CLI as a subprocess, the TensorBoard scalars of a run."""
+
+import io
+import random
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import sentiment_lstm
+from sentiment_lstm.config import register
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_TARBALL = ROOT.parent / "shared" / "data" / "aclImdb_v1_labeled.tar.gz"
+
+POSITIVE = ["great", "wonderful", "superb", "loved", "excellent"]
+NEGATIVE = ["awful", "terrible", "boring", "hated", "worst"]
+FILLER = ["the", "movie", "plot", "actor", "scene", "and", "a", "was", "film", "it"]
+
+
+def make_review(label: int, rng: random.Random, words: int = 30) -> str:
+    cue = POSITIVE if label else NEGATIVE
+    body = [rng.choice(FILLER) for _ in range(words)]
+    for _ in range(3):
+        body.insert(rng.randrange(len(body)), rng.choice(cue))
+    return " ".join(body).capitalize() + ".<br /><br />The End"
+
+
+def make_tarball(path: Path, per_label: int = 20, seed: int = 0) -> Path:
+    """A tiny aclImdb_v1.tar.gz look-alike with generated reviews (no real review text)."""
+    rng = random.Random(seed)
+    with tarfile.open(path, "w:gz") as tf:
+        for split in ("train", "test"):
+            for label, name in ((0, "neg"), (1, "pos")):
+                for i in range(per_label):
+                    text = make_review(label, rng, words=rng.randint(5, 60)).encode()
+                    info = tarfile.TarInfo(f"aclImdb/{split}/{name}/{i}_{8 if label else 2}.txt")
+                    info.size = len(text)
+                    tf.addfile(info, io.BytesIO(text))
+    return path
+
+
+CONFIGS = str(Path(sentiment_lstm.__file__).parent / "configs")
+
+# A model and run small enough for seconds-long end-to-end tests.
+TINY = ["model.embed_dim=16", "model.hidden_size=16", "data.max_len=96", "data.batch_size=32",
+        "trainer.max_epochs=2", "trainer.progress=false", "data.vocab_size=2000",
+        "trainer.log_every=4"]
+
+
+def compose_config(*overrides: str, hydra: bool = False) -> DictConfig:
+    """The package's real config with `overrides`, as the CLI would compose it."""
+    register()
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+def run_cli(*args: str, cwd: Path, module: str = "train",
+            stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"sentiment_lstm.{module}", *args], cwd=cwd,
+                          input=stdin, capture_output=True, text=True, timeout=600)
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    """Every scalar tag of a run's one event file, its values in step order."""
+    (events,) = run_dir.glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return {t: [e.value for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
