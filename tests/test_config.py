@@ -29,13 +29,17 @@ def test_experiment_lstm_vs_rnn_sweeps_both_models():
     assert cfg.hydra.sweeper.params.model == "lstm,rnn"
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in Path(CONFIGS, "experiment").glob("*.yaml")))
+EXPERIMENTS = Path(CONFIGS, "experiment")
+
+
+@pytest.mark.parametrize("name", sorted(p.relative_to(EXPERIMENTS).with_suffix("").as_posix()
+                                        for p in EXPERIMENTS.rglob("*.yaml")))
 def test_every_experiment_composes_validates_and_sweeps_seeds(name):
     cfg = compose_config(f"experiment={name}", hydra=True)
     validate(cfg)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.sweeper.params.seed == "0,1,2"
-    assert cfg.hydra.sweep.dir.endswith(f"_{name}")
+    assert cfg.hydra.sweep.dir.endswith(f"_{Path(name).name}")
 
 
 def test_overrides_are_typed():

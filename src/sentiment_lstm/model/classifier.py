@@ -40,7 +40,7 @@ class CustomLSTMEncoder(nn.Module):
 
 
 class TorchEncoder(nn.Module):
-    """nn.RNN or nn.LSTM on padded input (packing is ~16x slower on CPU), one module per layer
+    """nn.RNN or nn.LSTM on padded input (packing bypasses oneDNN on CPU), one module per layer
     and direction. Padding comes after each sequence, so a forward pass reads its state at
     length-1; the backward direction runs forward over the reversed sequence."""
 

@@ -97,8 +97,8 @@ def finish(code: int | str | None = 0) -> NoReturn:
     A normal exit can abort (SIGABRT, "terminate called without an active exception"): with
     DDP the gloo group outlives `destroy_process_group` (torch 2.13), and a gloo worker thread
     that frees its last collective while the interpreter finalizes needs the GIL and aborts.
-    Seen once in CI; in a 2-rank DDP script on 2 busy cores, 4 runs in about 80 (none in 100
-    when ending here). So flush the logs and streams, then `os._exit`: nothing is left for
+    How often is measured in docs/results.md, "Several processes and shared cores". So
+    flush the logs and streams, then `os._exit`: nothing is left for
     finalization to do.
     """
     if dist.is_initialized():

@@ -3,8 +3,7 @@
 A training step frees and reallocates tens of MB of activations whose sizes change with every
 length-bucketed batch. glibc's malloc serves blocks that large with mmap and hands them back
 to the kernel when freed, so the next step faults every page in again and the kernel zeroes
-it: ~90,000 page faults per step on full IMDB and ~14% of the run's CPU time in the kernel
-(README, "Speed").
+it (measured in docs/results.md, "Memory reuse in the training loop").
 """
 
 import ctypes
