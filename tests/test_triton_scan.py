@@ -5,6 +5,7 @@ run the compiled kernels on the GPU, plus larger shapes.
 """
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -183,3 +184,16 @@ def test_cuda_larger_shapes(dtype, H):
     want = results(*scan_lstm(FusedLSTMScan, model, x, lengths), wrt)
     got = results(*scan_lstm(TritonLSTMScan, model, x, lengths), wrt)
     assert_all_close(got, want, 10 * TOL[dtype])
+
+
+def test_kernels_compile_for_sm90(tmp_path):
+    """The interpreter skips Triton's compiler: compile for a Hopper GPU (ptxas included) in a
+    process without TRITON_INTERPRET, as TritonLSTMScan would launch them."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path)  # compile every time, leave no cache behind
+    helper = os.path.join(os.path.dirname(__file__), "triton_compile.py")
+    run = subprocess.run([sys.executable, helper], env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
+    kernels = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(kernels) == 6
+    assert all(k["shared"] <= 227 * 1024 for k in kernels)  # sm_90's most per block

@@ -12,8 +12,9 @@ one before, so nothing is overwritten while read); a barrier ends each step. Pro
 fp32 (`input_precision="ieee"`, no TF32) or fp64. Under bf16 autocast the GEMMs and the
 recurrent products take bf16 operands with fp32 accumulation; the cell state stays fp32.
 
-Triton's interpreter (TRITON_INTERPRET=1, read when this module's kernels are decorated)
-runs the same kernels on CPU tensors; tanh is written with exp since it has no libdevice.
+Triton's interpreter runs the same kernels on CPU tensors: TRITON_INTERPRET=1 must be set
+before triton is first imported (its own library functions are decorated then) and stay set.
+It has no libdevice, so tanh is written with exp, and no bf16 tl.dot (see _dot).
 """
 
 import torch
@@ -214,11 +215,15 @@ def unsupported_reason(x: Tensor, weight_hh: Tensor) -> str | None:
     return None
 
 
-def _launch_args(H: int, bf16: bool, dtype: torch.dtype, interpreted: bool) -> dict:
+def _launch_args(H: int, bf16: bool, dtype: torch.dtype, stages: int) -> dict:
     block_h = min(MAX_BLOCK_H, max(16, triton.next_power_of_2(H)))
-    mm = (MM_BF16_EMULATED if interpreted else MM_BF16) if bf16 else MM_IEEE
-    acc = tl.float64 if dtype == torch.float64 else tl.float32
-    return {"BLOCK_B": BLOCK_B, "BLOCK_H": block_h, "MM": mm, "ACC": acc}
+    mm = (MM_BF16_EMULATED if INTERPRETED else MM_BF16) if bf16 else MM_IEEE
+    wide = dtype == torch.float64
+    # 8 warps and these stages compile for sm_90 with no or a few bytes of register spills
+    # at H=128 and 512 (ptxas -v); fp64 tiles are twice the size, so one stage.
+    return {"BLOCK_B": BLOCK_B, "BLOCK_H": block_h, "MM": mm,
+            "ACC": tl.float64 if wide else tl.float32, "num_warps": 8,
+            "num_stages": 1 if wide else stages}
 
 
 class TritonLSTMScan(torch.autograd.Function):
@@ -241,7 +246,7 @@ class TritonLSTMScan(torch.autograd.Function):
         valid8 = valid.to(torch.int8).contiguous()  # (T, B)
         acts = torch.empty_like(xp)  # i, f, g, o activations per step
         hs, cs, out = (xp.new_empty(T, B, H) for _ in range(3))
-        args = _launch_args(H, bf16, dtype, INTERPRETED)
+        args = _launch_args(H, bf16, dtype, stages=2)
         grid = (triton.cdiv(B, BLOCK_B),)
         _scan_fwd[grid](xp, w, valid8, acts, hs, cs, out, T, B, H, REVERSE=reverse, **args)
         ctx.save_for_backward(x, weight_ih, w, valid8, acts, hs, cs)
@@ -258,7 +263,7 @@ class TritonLSTMScan(torch.autograd.Function):
         dh, dc = acts.new_empty(2, B, H), acts.new_empty(2, B, H)  # alternate between steps
         dh[0], dc[0] = d_h, d_c
         d_gates = torch.empty_like(acts)  # (T, B, 4H) the gradient by gate pre-activation
-        args = _launch_args(H, ctx.bf16, acts.dtype, INTERPRETED)
+        args = _launch_args(H, ctx.bf16, acts.dtype, stages=1)
         grid = (triton.cdiv(B, BLOCK_B),)
         _scan_bwd[grid](acts, cs, d_out.to(acts.dtype).contiguous(), w, valid8, d_gates, dh, dc,
                         T, B, H, REVERSE=ctx.reverse, **args)
@@ -267,7 +272,7 @@ class TritonLSTMScan(torch.autograd.Function):
         d_gates = d_gates.view(T * B, H4)
         with torch.autocast(x.device.type, torch.bfloat16, enabled=ctx.bf16):
             d_x = d_gates.mm(weight_ih).view_as(x) if ctx.needs_input_grad[0] else None
-            d_w_ih = d_gates.t().mm(x.reshape(T * B, -1).to(d_gates.dtype))
+            d_w_ih = d_gates.t().mm(x.reshape(T * B, -1))
             d_w_hh = d_gates.t().mm(h_prev.view(T * B, H))
         d_b = d_gates.sum(0)
         d_x = d_x.to(x.dtype) if d_x is not None else None
