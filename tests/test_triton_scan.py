@@ -169,6 +169,7 @@ def test_unsupported_reasons():
     assert "float16" in reason(x.half(), w.half())
     assert "float64 weights" in reason(x, w.double())
     assert "(4H, H)" in reason(x, torch.zeros(60, 16, device=DEVICE))
+    assert "non-empty" in reason(x[:0], w)
     with torch.autocast(DEVICE, torch.float16):
         assert "bf16 only" in reason(x, w)
     if DEVICE == "cuda" and not triton_scan.INTERPRETED:

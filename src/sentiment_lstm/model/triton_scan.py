@@ -17,6 +17,8 @@ before triton is first imported (its own library functions are decorated then) a
 It has no libdevice, so tanh is written with exp, and no bf16 tl.dot (see _dot).
 """
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -204,6 +206,8 @@ def unsupported_reason(x: Tensor, weight_hh: Tensor) -> str | None:
                 "sentiment_lstm.model.triton_scan is imported)")
     if weight_hh.dim() != 2 or weight_hh.shape[0] != 4 * weight_hh.shape[1]:
         return f"weight_hh of shape {tuple(weight_hh.shape)} is not (4H, H)"
+    if x.dim() != 3 or x.shape[0] == 0 or x.shape[1] == 0:
+        return f"x of shape {tuple(x.shape)} is not a non-empty (T, B, I)"
     if torch.is_autocast_enabled(device):
         if not _bf16_autocast(device):
             return f"{torch.get_autocast_dtype(device)} autocast (the kernels take bf16 only)"
@@ -224,6 +228,11 @@ def _launch_args(H: int, bf16: bool, dtype: torch.dtype, stages: int) -> dict:
     return {"BLOCK_B": BLOCK_B, "BLOCK_H": block_h, "MM": mm,
             "ACC": tl.float64 if wide else tl.float32, "num_warps": 8,
             "num_stages": 1 if wide else stages}
+
+
+def _device_of(x: Tensor):
+    """Triton launches on the current CUDA device: make it x's."""
+    return torch.cuda.device(x.device) if x.is_cuda else nullcontext()
 
 
 class TritonLSTMScan(torch.autograd.Function):
@@ -248,7 +257,8 @@ class TritonLSTMScan(torch.autograd.Function):
         hs, cs, out = (xp.new_empty(T, B, H) for _ in range(3))
         args = _launch_args(H, bf16, dtype, stages=2)
         grid = (triton.cdiv(B, BLOCK_B),)
-        _scan_fwd[grid](xp, w, valid8, acts, hs, cs, out, T, B, H, REVERSE=reverse, **args)
+        with _device_of(x):
+            _scan_fwd[grid](xp, w, valid8, acts, hs, cs, out, T, B, H, REVERSE=reverse, **args)
         ctx.save_for_backward(x, weight_ih, w, valid8, acts, hs, cs)
         ctx.reverse, ctx.bf16 = reverse, bf16
         last = 0 if reverse else T - 1
@@ -265,8 +275,10 @@ class TritonLSTMScan(torch.autograd.Function):
         d_gates = torch.empty_like(acts)  # (T, B, 4H) the gradient by gate pre-activation
         args = _launch_args(H, ctx.bf16, acts.dtype, stages=1)
         grid = (triton.cdiv(B, BLOCK_B),)
-        _scan_bwd[grid](acts, cs, d_out.to(acts.dtype).contiguous(), w, valid8, d_gates, dh, dc,
-                        T, B, H, REVERSE=ctx.reverse, **args)
+        d_out = d_out.to(acts.dtype).contiguous()  # (T, B, H)
+        with _device_of(acts):
+            _scan_bwd[grid](acts, cs, d_out, w, valid8, d_gates, dh, dc, T, B, H,
+                            REVERSE=ctx.reverse, **args)
         zero = hs.new_zeros(1, B, H)  # the state before the first step
         h_prev = torch.cat([hs[1:], zero]) if ctx.reverse else torch.cat([zero, hs[:-1]])
         d_gates = d_gates.view(T * B, H4)
