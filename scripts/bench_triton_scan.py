@@ -16,7 +16,8 @@ import torch
 import triton
 from torch import Tensor, nn
 
-from sentiment_lstm.cells import LSTM, FusedLSTMScan, copy_from_nn_lstm
+from sentiment_lstm.model.cells import LSTM, copy_from_nn_lstm
+from sentiment_lstm.model.scan import FusedLSTMScan
 from sentiment_lstm.model.triton_scan import TritonLSTMScan, unsupported_reason
 
 SHAPES = [(128, 128, 128), (128, 128, 256), (128, 128, 512), (64, 512, 256)]  # (B, H, T)

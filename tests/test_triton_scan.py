@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentiment_lstm.cells import LSTM, FusedLSTMScan, LSTMLayer
+from sentiment_lstm.model.cells import LSTM, LSTMLayer
+from sentiment_lstm.model.scan import FusedLSTMScan
 
 if sys.platform != "linux" and importlib.util.find_spec("triton") is None:
     pytest.skip("Triton ships wheels for Linux only", allow_module_level=True)
