@@ -61,10 +61,9 @@ class LSTMCell(nn.Module):
         spec = self.spec
         blk = dict(zip(spec.blocks, gates.chunk(len(spec.blocks), dim=1)))  # each (B, H)
         f = torch.sigmoid(blk["f"]) if "f" in blk else None  # None: the gate is 1
+        i = torch.sigmoid(blk["i"]) if "i" in blk else None
         if spec.coupled:
             i = 1 - f
-        else:
-            i = torch.sigmoid(blk["i"]) if "i" in blk else None
         o = torch.sigmoid(blk["o"]) if "o" in blk else None
         g = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda v: v}[
             spec.candidate](blk["g"])

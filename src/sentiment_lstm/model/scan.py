@@ -104,10 +104,9 @@ def _variant_cell(spec: Variant, gates: Tensor, c: Tensor) -> tuple[Tensor, Tens
     """The new (c, h) from activated gates (B, n, H) and the old cell c (B, H)."""
     blk = dict(zip(spec.blocks, gates.unbind(1)))
     g, f = blk["g"], blk.get("f")
+    write = blk["i"] * g if "i" in blk else g
     if spec.coupled:  # i = 1 - f
         write = g - f * g
-    else:
-        write = blk["i"] * g if "i" in blk else g
     c_new = c + write if f is None else torch.addcmul(write, f, c)
     h_new = torch.tanh(c_new) if spec.cell_tanh else c_new
     return c_new, (blk["o"] * h_new if "o" in blk else h_new)
