@@ -89,3 +89,30 @@ def test_corrupt_results_or_predictions_are_a_one_line_error(tmp_path, capsys, n
     assert compare.main([str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / name}: {message}") and err.count("\n") == 1
+
+
+def test_variants_are_columns_of_their_own_and_paired_with_vanilla(tmp_path):
+    # vanilla right on all 14, coupled wrong on 3 long ones, rnn wrong on 4 long ones; a run
+    # without "variant" (older results.json) counts as vanilla.
+    lengths = torch.tensor([10] * 8 + [300] * 6)
+    right = {"lstm": [True] * 14, "lstm:coupled": [True] * 11 + [False] * 3,
+             "rnn": [True] * 10 + [False] * 4}
+    for name, (encoder, variant) in {"a": ("lstm", None), "b": ("lstm", "coupled"),
+                                     "c": ("rnn", "vanilla")}.items():
+        key = encoder if variant in (None, "vanilla") else f"{encoder}:{variant}"
+        correct = torch.tensor(right[key])
+        r = result(encoder, 0, [correct[:8].float().mean().item(),
+                                correct[8:].float().mean().item()], [8, 6])
+        if variant:
+            r["variant"] = variant
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(r))
+        save_predictions(correct, lengths, tmp_path / name / "test_predictions.csv")
+    assert compare.main([str(tmp_path), "--out", str(tmp_path / "t.md")]) == 0
+    text = (tmp_path / "t.md").read_text()
+    assert text.splitlines()[0] == ("| length (tokens) | n | lstm (1 seed) | lstm:coupled (1 seed)"
+                                    " | rnn (1 seed) |")
+    assert "| 0128-inf | 6 | 100.0 [90.0, 110.0] | 50.0 [40.0, 60.0] | 33.3 [23.3, 43.3] |" in text
+    assert "McNemar, lstm vs lstm:coupled" in text and "McNemar, lstm vs rnn" in text
+    assert "lstm:coupled vs rnn" not in text  # ablations: each against vanilla only
+    assert "| 0128-inf | 3 | 0 | 0.25 |" in text  # exact: 2 * (1/2)^3

@@ -77,3 +77,35 @@ def test_yaml_files_carry_no_unknown_keys():
         keys = set(OmegaConf.load(f"{CONFIGS}/{group}.yaml")) - {"defaults"}
         section = group.split("/")[0]
         assert keys <= set(compose_config()[section]), group
+
+
+@pytest.mark.parametrize("name", ["gate_ablation", "gate_ablation_synthetic"])
+def test_gate_ablation_sweeps_every_variant_and_rnn_once_per_seed(name):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = compose_config(f"experiment={name}", hydra=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+    assert len(jobs) == 10 * 3
+    runs = set()
+    for job in jobs:
+        run = compose_config(f"experiment={name}", *job)
+        validate(run)
+        runs.add((str(run.model.encoder), str(run.model.variant), run.seed))
+        assert run.trainer.threads == 1 and run.model.hidden_size == (64 if name ==
+                                                                        "gate_ablation" else 32)
+    assert {(e, v) for e, v, _ in runs} == {("rnn", "vanilla")} | {
+        ("lstm", p.stem) for p in Path(CONFIGS, "ablation").glob("*.yaml") if p.stem != "rnn"}
+    assert len(runs) == 30 and len({v for _, v, _ in runs}) == 9
+    subdir = OmegaConf.to_container(cfg.hydra.sweep)["subdir"]  # unresolved: no job yet
+    assert subdir == "${hydra.job.num}_${model.encoder}_${model.variant}_s${seed}"
+
+
+def test_variant_needs_the_custom_lstm():
+    assert compose_config().model.variant == "vanilla"
+    validate(compose_config("model.variant=forget_only"))
+    with pytest.raises(ConfigError, match=r"model\.variant=coupled needs the custom LSTM"):
+        validate(compose_config("model=rnn", "model.variant=coupled"))
+    with pytest.raises(ConfigCompositionException, match="variant"):
+        compose_config("model.variant=peephole")

@@ -38,6 +38,21 @@ def test_lstm_probe_reports_every_layer_direction_and_position():
         torch.testing.assert_close(row["forget"], row["forget_all"].mean((1, 2)))
 
 
+@pytest.mark.parametrize("variant", ["forget_only", "coupled", "no_forget_gate"])
+def test_variant_probe_records_constant_gates_as_ones(variant):
+    model, batch = model_and_batch("lstm", bidirectional=True, variant=variant)
+    report = probe(model, *batch)
+    for row in report.values():
+        assert torch.isfinite(row["grad_h"]).all() and (row["grad_h"] > 0).all()
+        for gate, constant in (("input", variant == "forget_only"),
+                               ("forget_all", variant == "no_forget_gate"),
+                               ("output", variant == "forget_only")):
+            assert row[gate].shape == (T, B, H)
+            assert bool((row[gate] == 1).all()) == constant, gate
+        if variant == "coupled":  # i = 1 - f, recorded as the input gate
+            torch.testing.assert_close(row["input"], 1 - row["forget_all"])
+
+
 def test_rnn_probe_has_gradients_per_position_and_no_gates():
     model, batch = model_and_batch("rnn", bidirectional=True)
     report = probe(model, *batch)

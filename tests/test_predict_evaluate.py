@@ -281,3 +281,25 @@ def test_trains_on_cuda_and_the_checkpoint_evaluates_on_cpu(tiny_tarball, tmp_pa
     assert ev.returncode == 0, ev.stderr[-3000:]
     # fp32 on either device: the same predictions up to ties at 0.5; bf16 within a review
     assert abs(json.loads(report.read_text())["acc"] - results["test"]["acc"]) <= 1 / 40
+
+
+def test_a_gate_ablation_trains_reports_its_variant_and_predicts(tiny_tarball, tmp_path):
+    proc = run_cli(f"data.path={tiny_tarball}", f"data.cache_dir={tmp_path / 'c'}",
+                   f"hydra.run.dir={tmp_path / 'run'}", "model.variant=forget_only", *TINY,
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (results["encoder"], results["variant"]) == ("lstm", "forget_only")
+    bundle = checkpoint.load_bundle(tmp_path / "run")
+    assert bundle["state_dict"]["encoder.lstm.layers.0.0.cell.weight_hh"].shape == (2 * 16, 16)
+    clf = load_classifier(str(tmp_path / "run"))
+    assert clf.variant == "forget_only" and len(clf.predict(["a fine film"])) == 1
+
+
+def test_a_checkpoint_without_a_variant_loads_as_vanilla(run_dir, tmp_path):
+    bundle = checkpoint.load_bundle(run_dir)
+    del bundle["model_args"]["variant"]  # as written before gate ablations existed
+    torch.save(bundle, tmp_path / "old.ckpt")
+    old, new = load_classifier(str(tmp_path / "old.ckpt")), load_classifier(str(run_dir))
+    assert old.variant == "vanilla"
+    assert old.predict(["a fine film", "dull"]) == new.predict(["a fine film", "dull"])

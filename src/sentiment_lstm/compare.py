@@ -5,9 +5,10 @@
     python -m sentiment_lstm.compare outputs/multirun/<time> --plot by_length.png
     python -m sentiment_lstm.compare docs/lstm_vs_rnn/              # copies of run folders
 
-Runs are grouped by encoder; with several seeds a cell is mean +- std over seeds, with one
-it is the accuracy and its 95% Wilson interval. Runs that kept their `test_predictions.csv`
-are also paired per bucket (McNemar's exact test, per seed, seeds matched by number). A
+Runs are grouped by encoder, and by variant for a gate ablation (`lstm:coupled`); with
+several seeds a cell is mean +- std over seeds, with one it is the accuracy and its 95% Wilson
+interval. Runs that kept their `test_predictions.csv` are also paired per bucket (McNemar's
+exact test, per seed, seeds matched by number; with ablations, each against vanilla). A
 TensorBoard custom_scalars layout overlaying the runs per length bucket is written into the
 first directory given (or --tensorboard DIR).
 """

@@ -43,6 +43,18 @@ class Encoder(Choice):
     torch_lstm = "torch_lstm"  # nn.LSTM, the speed and correctness reference
 
 
+class LSTMVariant(Choice):  # the custom LSTM's gate ablations: model/variants.py
+    vanilla = "vanilla"  # i, f, o gates, tanh candidate and output activation
+    no_input_gate = "no_input_gate"  # i = 1
+    no_forget_gate = "no_forget_gate"  # f = 1
+    no_output_gate = "no_output_gate"  # o = 1
+    coupled = "coupled"  # i = 1 - f
+    forget_only = "forget_only"  # i = 1, o = 1 (Johnson & Zhang 2016)
+    linear_input = "linear_input"  # g without tanh
+    sigmoid_candidate = "sigmoid_candidate"  # g = sigmoid(.)
+    linear_output = "linear_output"  # h = o * c
+
+
 class Precision(Choice):
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16 (CUDA; CPUs with bf16 support)
@@ -104,6 +116,7 @@ class ModelConfig:
     pooling: Pooling = Pooling.max
     init: Init = Init.default
     fused: bool = True  # the custom LSTM's hand-written backward; false: the autograd loop
+    variant: LSTMVariant = LSTMVariant.vanilla  # custom LSTM only: a gate ablation
 
 
 @dataclass
@@ -226,6 +239,9 @@ def validate(cfg) -> None:
                           f"data.synthetic.max_distance={synthetic.max_distance}")
     if cfg.model.recurrent_dropout and cfg.model.encoder != "lstm":
         raise ConfigError(f"model.recurrent_dropout needs the custom LSTM (model=lstm), "
+                          f"not model.encoder={cfg.model.encoder}")
+    if cfg.model.variant != "vanilla" and cfg.model.encoder != "lstm":
+        raise ConfigError(f"model.variant={cfg.model.variant} needs the custom LSTM (model=lstm), "
                           f"not model.encoder={cfg.model.encoder}")
     device = cfg.trainer.device
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:  # written before printing, so a closed pipe (`| head`) cannot lose it
         atomic_write_text(json.dumps(
             {"checkpoint": " ".join(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
+             "variant": clf.variant,
              "data": args.file or f"imdb/{split}", "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2), args.out)
     if args.predictions:

@@ -27,6 +27,7 @@ class Classifier:
         self.labels: list[str] = bundle["labels"]
         self.config: dict = bundle["config"]  # the training run's, resolved
         self.encoder, self.seed = bundle["model_args"]["encoder"], self.config.get("seed")
+        self.variant = bundle["model_args"].get("variant", "vanilla")  # older bundles: vanilla
         self.max_len, self.truncate = bundle["data"]["max_len"], bundle["data"]["truncate"]
         self.edges = self.config.get("eval", {}).get("bucket_edges", EvalConfig().bucket_edges)
         self.tokenizer = Tokenizer.from_str(bundle["tokenizer"])

@@ -2,6 +2,8 @@
 
 Parameter names, shapes and gate order (i, f, g, o) are those of nn.LSTM / nn.LSTMCell, so
 weights copy across (see `copy_from_nn_lstm`) and tests prove the outputs and gradients match.
+`variant` (variants.py) takes one piece out of the cell for gate ablations; "vanilla" is the
+cell above, and a variant's constant gates have no weights.
 """
 
 import math
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sentiment_lstm.model.scan import FusedLSTMScan
+from sentiment_lstm.model.variants import get_variant
 
 State = tuple[Tensor, Tensor]  # (h, c), each (B, H)
 
@@ -18,13 +21,15 @@ State = tuple[Tensor, Tensor]  # (h, c), each (B, H)
 class LSTMCell(nn.Module):
     trace: list[dict] | None = None  # diagnostics.py sets a list here to record every step
 
-    def __init__(self, input_size: int, hidden_size: int):
+    def __init__(self, input_size: int, hidden_size: int, variant: str = "vanilla"):
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
-        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
-        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size))
-        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size))
+        self.variant, self.spec = variant, get_variant(variant)
+        rows = len(self.spec.blocks) * hidden_size  # 4H for vanilla: i, f, g, o
+        self.weight_ih = nn.Parameter(torch.empty(rows, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(rows))
+        self.bias_hh = nn.Parameter(torch.empty(rows))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -33,21 +38,43 @@ class LSTMCell(nn.Module):
             nn.init.uniform_(p, -bound, bound)
 
     def project(self, x: Tensor) -> Tensor:
-        """The input's share of the gates, x @ W_ih^T + b_ih + b_hh: (..., I) -> (..., 4H)."""
+        """The input's share of the gates, x @ W_ih^T + b_ih + b_hh: (..., I) -> (..., nH)."""
         return F.linear(x, self.weight_ih, self.bias_ih + self.bias_hh)
 
     def step(self, x_proj: Tensor, state: State, weight_hh: Tensor | None = None) -> State:
-        """One time step from the projected input x_proj (B, 4H); weight_hh, if given, stands
+        """One time step from the projected input x_proj (B, nH); weight_hh, if given, stands
         in for self.weight_hh (LSTMLayer passes its recurrent-dropout copy)."""
         h, c = state
         w = self.weight_hh if weight_hh is None else weight_hh
-        gates = torch.addmm(x_proj, h, w.t())  # (B, 4H)
+        gates = torch.addmm(x_proj, h, w.t())  # (B, nH)
+        if self.variant != "vanilla":
+            return self._variant_step(gates, c)
         i, f, g, o = gates.chunk(4, dim=1)
         i, f, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(o)
         c = f * c + i * torch.tanh(g)  # forget some, write some
         h = o * torch.tanh(c)  # expose some of the cell
         if self.trace is not None:
             self.trace.append({"input": i, "forget": f, "output": o, "cell": c, "hidden": h})
+        return h, c
+
+    def _variant_step(self, gates: Tensor, c: Tensor) -> State:
+        spec = self.spec
+        blk = dict(zip(spec.blocks, gates.chunk(len(spec.blocks), dim=1)))  # each (B, H)
+        f = torch.sigmoid(blk["f"]) if "f" in blk else None  # None: the gate is 1
+        i = torch.sigmoid(blk["i"]) if "i" in blk else None
+        if spec.coupled:
+            i = 1 - f
+        o = torch.sigmoid(blk["o"]) if "o" in blk else None
+        g = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda v: v}[
+            spec.candidate](blk["g"])
+        write = g if i is None else i * g
+        c = c + write if f is None else f * c + write
+        h = torch.tanh(c) if spec.cell_tanh else c
+        h = h if o is None else o * h
+        if self.trace is not None:  # constant gates recorded as ones: diagnostics' keys stay
+            one = torch.ones_like(c)
+            self.trace.append({"input": one if i is None else i, "forget": one if f is None else f,
+                               "output": one if o is None else o, "cell": c, "hidden": h})
         return h, c
 
     def forward(self, x: Tensor, state: State) -> State:  # x (B, I)
@@ -65,9 +92,9 @@ class LSTMLayer(nn.Module):
     Merity et al. 2018): the recurrence is regularised and both paths keep their speed."""
 
     def __init__(self, input_size: int, hidden_size: int, reverse: bool = False,
-                 fused: bool = True, recurrent_dropout: float = 0.0):
+                 fused: bool = True, recurrent_dropout: float = 0.0, variant: str = "vanilla"):
         super().__init__()
-        self.cell = LSTMCell(input_size, hidden_size)
+        self.cell = LSTMCell(input_size, hidden_size, variant)
         self.reverse, self.fused, self.recurrent_dropout = reverse, fused, recurrent_dropout
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
@@ -80,11 +107,11 @@ class LSTMLayer(nn.Module):
                 and not torch.is_autocast_enabled(x.device.type)):
             cell = self.cell
             out, h, c = FusedLSTMScan.apply(x, cell.weight_ih, w_hh, cell.bias_ih, cell.bias_hh,
-                                            valid, self.reverse)
+                                            valid, self.reverse, cell.variant)
             return out, (h, c)
         h = c = x.new_zeros(B, self.cell.hidden_size)
         # One GEMM for every step's input share; unbind (not xp[t]) keeps backward O(T).
-        steps = self.cell.project(x).unbind(0)  # T x (B, 4H)
+        steps = self.cell.project(x).unbind(0)  # T x (B, nH)
         masks = valid.unsqueeze(-1).unbind(0)  # T x (B, 1)
         full = int(lengths.min())  # steps before this are real for every sequence: no masking
         outs: list[Tensor] = [x] * T
@@ -107,15 +134,15 @@ class LSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bidirectional: bool = False, dropout: float = 0.0, fused: bool = True,
-                 recurrent_dropout: float = 0.0):
+                 recurrent_dropout: float = 0.0, variant: str = "vanilla"):
         super().__init__()
-        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.hidden_size, self.num_layers, self.variant = hidden_size, num_layers, variant
         self.bidirectional, self.dropout = bidirectional, dropout
         directions = (False, True) if bidirectional else (False,)
         width = hidden_size * len(directions)
         self.layers = nn.ModuleList(
             nn.ModuleList(LSTMLayer(input_size if k == 0 else width, hidden_size, r, fused,
-                                    recurrent_dropout) for r in directions)
+                                    recurrent_dropout, variant) for r in directions)
             for k in range(num_layers))
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
@@ -136,6 +163,9 @@ class LSTM(nn.Module):
 @torch.no_grad()
 def copy_from_nn_lstm(custom: LSTM, ref: nn.LSTM) -> None:
     """Load an nn.LSTM's weights into the custom LSTM (same sizes, layers and directions)."""
+    if custom.variant != "vanilla":
+        raise ValueError(f"copy_from_nn_lstm: the {custom.variant} variant has no nn.LSTM "
+                         "counterpart (only vanilla has its weights)")
     for k, layer in enumerate(custom.layers):
         for direction in layer:
             suffix = f"l{k}" + ("_reverse" if direction.reverse else "")

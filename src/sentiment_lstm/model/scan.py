@@ -1,7 +1,11 @@
-"""The fused CPU path of one LSTM direction over time: forward and backward written by hand."""
+"""The fused CPU path of one LSTM direction over time: forward and backward written by hand.
+The vanilla cell has its own loops; the variants (variants.py) share one generic pair, chosen
+once per call, so the vanilla path does no extra work per step."""
 
 import torch
 from torch import Tensor
+
+from sentiment_lstm.model.variants import Variant, get_variant
 
 
 class FusedLSTMScan(torch.autograd.Function):
@@ -13,7 +17,11 @@ class FusedLSTMScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor,
-                bias_hh: Tensor, valid: Tensor, reverse: bool):
+                bias_hh: Tensor, valid: Tensor, reverse: bool, variant: str = "vanilla"):
+        ctx.spec = None if variant == "vanilla" else get_variant(variant)
+        if ctx.spec is not None:
+            return _variant_forward(ctx, x, weight_ih, weight_hh, bias_ih + bias_hh, valid,
+                                    reverse)
         T, B, E = x.shape
         H4 = weight_ih.shape[0]
         H = H4 // 4
@@ -53,6 +61,8 @@ class FusedLSTMScan(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out: Tensor, d_h: Tensor, d_c: Tensor):
+        if ctx.spec is not None:
+            return _variant_backward(ctx, d_out, d_h, d_c)
         x, weight_ih, weight_hh, valid, acts, hs, cs = ctx.saved_tensors
         E = x.shape[-1]
         reverse, partial = ctx.reverse, ctx.partial
@@ -87,4 +97,110 @@ class FusedLSTMScan(torch.autograd.Function):
         d_w_ih = d_gates.t().mm(x.reshape(T * B, E))
         d_w_hh = d_gates.t().mm((hs[1:] if reverse else hs[:-1]).reshape(T * B, H))
         d_b = d_gates.sum(0)
-        return d_x, d_w_ih, d_w_hh, d_b, d_b, None, None
+        return d_x, d_w_ih, d_w_hh, d_b, d_b, None, None, None
+
+
+def _variant_cell(spec: Variant, gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """The new (c, h) from activated gates (B, n, H) and the old cell c (B, H)."""
+    blk = dict(zip(spec.blocks, gates.unbind(1)))
+    g, f = blk["g"], blk.get("f")
+    write = blk["i"] * g if "i" in blk else g
+    if spec.coupled:  # i = 1 - f
+        write = g - f * g
+    c_new = c + write if f is None else torch.addcmul(write, f, c)
+    h_new = torch.tanh(c_new) if spec.cell_tanh else c_new
+    return c_new, (blk["o"] * h_new if "o" in blk else h_new)
+
+
+def _variant_forward(ctx, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias: Tensor,
+                     valid: Tensor, reverse: bool):
+    """FusedLSTMScan.forward for a variant: the same buffers, n gate blocks instead of 4."""
+    spec = ctx.spec
+    T, B, E = x.shape
+    n = len(spec.blocks)
+    nH = weight_ih.shape[0]
+    H = nH // n
+    acts = torch.addmm(bias, x.reshape(T * B, E), weight_ih.t()).view(T, B, nH)
+    hs, cs = x.new_zeros(T + 1, B, H), x.new_zeros(T + 1, B, H)
+    a = 0 if reverse else 1
+    h, c = hs[T if reverse else 0], cs[T if reverse else 0]
+    partial = (~valid.all(1)).tolist()
+    masks = valid.unsqueeze(-1)
+    w = weight_hh.t()
+    sigmoids = [k for k, b in enumerate(spec.blocks) if b != "g"]
+    kg = spec.blocks.index("g")
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        gates = acts[t].addmm_(h, w).view(B, n, H)
+        for k in sigmoids:
+            gates[:, k].sigmoid_()
+        if spec.candidate == "tanh":
+            gates[:, kg].tanh_()
+        elif spec.candidate == "sigmoid":
+            gates[:, kg].sigmoid_()
+        c_new, h_new = _variant_cell(spec, gates, c)
+        if partial[t]:  # past its length a sequence keeps its state and outputs zeros
+            torch.mul(c_new, masks[t], out=cs[t + a])
+            torch.mul(h_new, masks[t], out=hs[t + a])
+            h, c = torch.where(masks[t], h_new, h), torch.where(masks[t], c_new, c)
+        else:
+            c, h = cs[t + a].copy_(c_new), hs[t + a].copy_(h_new)
+    ctx.save_for_backward(x, weight_ih, weight_hh, valid, acts, hs, cs)
+    ctx.reverse, ctx.partial = reverse, partial
+    return hs[:-1] if reverse else hs[1:], h.clone(), c.clone()
+
+
+def _variant_step_grads(spec: Variant, gates: Tensor, dh: Tensor, dc: Tensor, c_prev: Tensor,
+                        c_t: Tensor) -> tuple[list[Tensor], Tensor]:
+    """One step back: the gradients by pre-activation of each block (spec.blocks order) and
+    the gradient reaching the previous cell, from dL/dh_t and dL/dc_t (the later steps')."""
+    blk = dict(zip(spec.blocks, gates.unbind(1)))
+    g, f, o = blk["g"], blk.get("f"), blk.get("o")
+    act_c = torch.tanh(c_t) if spec.cell_tanh else c_t
+    dh_o = dh if o is None else dh * o
+    dc_t = dc + (torch.ops.aten.tanh_backward(dh_o, act_c) if spec.cell_tanh else dh_o)
+    d = {}  # by activation
+    if o is not None:
+        d["o"] = dh * act_c
+    i = (1 - f) if spec.coupled else blk.get("i")
+    if "i" in blk:
+        d["i"] = dc_t * g
+    d["g"] = dc_t if i is None else dc_t * i
+    if f is not None:
+        d["f"] = dc_t * c_prev - dc_t * g if spec.coupled else dc_t * c_prev
+    pre = {b: torch.ops.aten.sigmoid_backward(d[b], blk[b]) for b in d if b != "g"}
+    if spec.candidate == "tanh":
+        pre["g"] = torch.ops.aten.tanh_backward(d["g"], g)
+    elif spec.candidate == "sigmoid":
+        pre["g"] = torch.ops.aten.sigmoid_backward(d["g"], g)
+    else:
+        pre["g"] = d["g"]
+    return [pre[b] for b in spec.blocks], (dc_t if f is None else dc_t * f)
+
+
+def _variant_backward(ctx, d_out: Tensor, d_h: Tensor, d_c: Tensor):
+    x, weight_ih, weight_hh, valid, acts, hs, cs = ctx.saved_tensors
+    E = x.shape[-1]
+    reverse, partial, spec = ctx.reverse, ctx.partial, ctx.spec
+    T, B, nH = acts.shape
+    n = len(spec.blocks)
+    H = nH // n
+    a, p = (0, 1) if reverse else (1, 0)
+    masks = valid.unsqueeze(-1)
+    dh, dc = d_h, d_c
+    for t in (range(T) if reverse else range(T - 1, -1, -1)):
+        dh = dh + (d_out[t] * masks[t] if partial[t] else d_out[t])
+        pre, dc_next = _variant_step_grads(spec, acts[t].view(B, n, H), dh, dc, cs[t + p],
+                                           cs[t + a])
+        dg = torch.stack(pre, 1, out=acts[t].view(B, n, H)).view(B, nH)  # acts[t] is spent
+        if partial[t]:  # past its length a sequence passes its gradient straight on
+            dg.mul_(masks[t])
+            dh = torch.where(masks[t], torch.mm(dg, weight_hh), dh)
+            dc = torch.where(masks[t], dc_next, dc)
+        else:
+            dh, dc = torch.mm(dg, weight_hh), dc_next
+    d_gates = acts.view(T * B, nH)
+    d_x = d_gates.mm(weight_ih).view(T, B, E) if ctx.needs_input_grad[0] else None
+    d_w_ih = d_gates.t().mm(x.reshape(T * B, E))
+    d_w_hh = d_gates.t().mm((hs[1:] if reverse else hs[:-1]).reshape(T * B, H))
+    d_b = d_gates.sum(0)
+    return d_x, d_w_ih, d_w_hh, d_b, d_b, None, None, None

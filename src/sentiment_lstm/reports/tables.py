@@ -1,5 +1,6 @@
-"""Finished runs read back and laid side by side: accuracy per length bucket by encoder,
-McNemar per bucket between encoders, and evaluate's console report."""
+"""Finished runs read back and laid side by side: accuracy per length bucket by model (the
+encoder, plus the variant for a gate ablation: `lstm:coupled`), McNemar per bucket between
+models, and evaluate's console report."""
 
 import itertools
 import json
@@ -27,7 +28,8 @@ def find_results(paths: list[str]) -> list[dict]:
             if not isinstance(result, dict):
                 continue
             if result.get("data") == "imdb/test" and "encoder" in result:  # evaluate's report
-                result = {"encoder": result["encoder"], "seed": result["seed"], "test": result}
+                result = {"encoder": result["encoder"], "seed": result["seed"], "test": result,
+                          "variant": result.get("variant", "vanilla")}
             if {"encoder", "test"} <= set(result):
                 predictions = f.with_name("test_predictions.csv")
                 if predictions.is_file():
@@ -36,11 +38,26 @@ def find_results(paths: list[str]) -> list[dict]:
     return found
 
 
+def model_name(result: dict) -> str:
+    """"lstm", "rnn", ... or "lstm:<variant>" for a gate ablation (runs without a variant
+    predate them: vanilla)."""
+    variant = result.get("variant", "vanilla")
+    return result["encoder"] if variant == "vanilla" else f"{result['encoder']}:{variant}"
+
+
 def by_model(results: list[dict]) -> dict[str, list[dict]]:
     grouped: dict[str, list[dict]] = defaultdict(list)
     for r in results:
-        grouped[r["encoder"]].append(r)
+        grouped[model_name(r)].append(r)
     return dict(sorted(grouped.items()))
+
+
+def pairs(models: list[str]) -> list[tuple[str, str]]:
+    """Every pair of models; with gate ablations among them, each model against the vanilla
+    LSTM only (what an ablation asks, and 9 pairs instead of 45)."""
+    if "lstm" in models and any(":" in m for m in models):
+        return [("lstm", m) for m in models if m != "lstm"]
+    return list(itertools.combinations(models, 2))
 
 
 def _cell(rows: list[dict]) -> str:
@@ -74,14 +91,14 @@ def table(results: list[dict]) -> str:
 
 
 def paired(results: list[dict]) -> str:
-    """Per pair of encoders and length bucket: how many reviews only one of them got right
+    """Per pair of models (pairs()) and length bucket: how many reviews only one of them got right
     (summed over matched seeds) and McNemar's p-value, the largest over the seeds."""
     models = {m: {r["seed"]: r for r in rs if "predictions" in r}
               for m, rs in by_model(results).items()}
     buckets = list(results[0]["test"]["acc_by_len"])
     edges = [int(b.split("-")[0]) for b in buckets]
     sections = []
-    for a, b in itertools.combinations(models, 2):
+    for a, b in pairs(list(models)):
         seeds = sorted(models[a].keys() & models[b].keys())
         if not seeds:
             continue

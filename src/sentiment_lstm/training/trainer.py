@@ -342,6 +342,7 @@ class Trainer:
     def finish(self) -> dict:
         cfg, s = self.cfg, self.state
         results = {"version": __version__, "encoder": self.model_args["encoder"],
+                   "variant": self.model_args.get("variant", "vanilla"),
                    "seed": cfg.seed, "params": self.n_params, "device": str(self.device),
                    "processes": self.world, "precision": str(cfg.trainer.precision),
                    "best_epoch": s.best_epoch, "val": {"acc": s.best_acc},
