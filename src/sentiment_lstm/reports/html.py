@@ -92,8 +92,8 @@ def tracks(row: dict, k: int = 8) -> list[dict]:
         out.append(_track(f"{dn} ||c_t||", "n", 12, d["cell_norm"], 10**3,
                           f"{dn} ||c_t||", 6))
     for name, v in row.get("compare", {}).get("hidden_norm", {}).items():
-        out.append(_track(f"{row['compare']['encoder']} {_direction(name)} ||h_t||", "n", 12,
-                          v, 10**3, f"{row['compare']['encoder'].upper()} ||h_t||", 2))
+        label = f"{row['compare']['encoder'].upper()} {_direction(name)} ||h_t||"
+        out.append(_track(label, "n", 12, v, 10**3, label, 2))
     return out
 
 
