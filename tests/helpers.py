@@ -72,3 +72,26 @@ def scalars(run_dir: Path) -> dict[str, list[float]]:
     acc = EventAccumulator(str(events), size_guidance={"scalars": 0, "images": 0})
     acc.Reload()
     return {t: [e.value for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+def make_checkpoint(path: Path, encoder: str = "lstm", max_len: int = 64, seed: int = 0,
+                    **model_args) -> Path:
+    """An untrained checkpoint with a tokenizer built on generated reviews, for tests that
+    need a model but not a trained one."""
+    import torch
+
+    from sentiment_lstm.checkpoint import FORMAT
+    from sentiment_lstm.data.tokenizer import build_tokenizer
+    from sentiment_lstm.model.classifier import SentimentClassifier
+
+    rng = random.Random(seed)
+    tok = build_tokenizer([make_review(i % 2, rng) for i in range(40)], min_frequency=1)
+    torch.manual_seed(seed)
+    args = {"vocab_size": tok.get_vocab_size(), "embed_dim": 8, "hidden_size": 12,
+            "encoder": encoder, **model_args}
+    model = SentimentClassifier(**args)
+    torch.save({"format": FORMAT, "model_args": args, "state_dict": model.state_dict(),
+                "tokenizer": tok.to_str(), "labels": ["neg", "pos"],
+                "data": {"max_len": max_len, "truncate": "head"}, "config": {"seed": seed}},
+               path)
+    return path

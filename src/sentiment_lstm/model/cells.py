@@ -54,7 +54,8 @@ class LSTMCell(nn.Module):
         c = f * c + i * torch.tanh(g)  # forget some, write some
         h = o * torch.tanh(c)  # expose some of the cell
         if self.trace is not None:
-            self.trace.append({"input": i, "forget": f, "output": o, "cell": c, "hidden": h})
+            self.trace.append({"input": i, "forget": f, "output": o, "candidate": g.tanh(),
+                               "cell": c, "hidden": h})
         return h, c
 
     def _variant_step(self, gates: Tensor, c: Tensor) -> State:

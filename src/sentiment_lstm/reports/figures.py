@@ -71,3 +71,20 @@ def plot_by_length(results: list[dict], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def confusion_figure(matrix: list[list[int]], labels: list[str]) -> Figure:
+    """Counts, rows the true class and columns the predicted one."""
+    fig = Figure(figsize=(3.6, 3.2))
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Blues")
+    for r, row in enumerate(matrix):
+        for c, n in enumerate(row):
+            ax.text(c, r, str(n), ha="center", va="center",
+                    color="white" if n > max(map(max, matrix)) / 2 else "black")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return fig

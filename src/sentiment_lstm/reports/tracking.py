@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+import torch
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from sentiment_lstm.reports.figures import length_figure, position_figure
+from sentiment_lstm.reports.figures import confusion_figure, length_figure, position_figure
 
 
 class Tracker:
@@ -59,6 +60,24 @@ class Tracker:
             if curves:
                 self.writer.add_figure(f"diag/{key}_by_position",
                                        position_figure(curves, label, log=key == "grad_h"), step)
+
+    def pr_curves(self, split: str, labels: torch.Tensor, probs: torch.Tensor,
+                  names: list[str], step: int) -> None:
+        """`{split}/pr_curve/<class>`: each class against the rest, labels (N,), probs (N, C)."""
+        if not self.writer:
+            return
+        for c, name in enumerate(names):
+            self.writer.add_pr_curve(f"{split}/pr_curve/{name}", labels == c, probs[:, c],
+                                     step)
+
+    def confusion(self, split: str, matrix: list[list[int]], names: list[str],
+                  step: int) -> None:
+        if self.writer:
+            self.writer.add_figure(f"{split}/confusion", confusion_figure(matrix, names), step)
+
+    def text(self, tag: str, markdown: str, step: int) -> None:
+        if self.writer:
+            self.writer.add_text(tag, markdown, step)
 
     def close(self) -> None:
         if self.writer:

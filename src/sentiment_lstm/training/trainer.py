@@ -34,6 +34,7 @@ from sentiment_lstm.evaluation.predictions import save_predictions
 from sentiment_lstm.evaluation.scoring import evaluate_split, test_checkpoint
 from sentiment_lstm.io import atomic_save, atomic_write_text
 from sentiment_lstm.model.classifier import SentimentClassifier
+from sentiment_lstm.reports.failures import where_it_fails
 from sentiment_lstm.reports.tracking import Tracker
 from sentiment_lstm.runtime import distributed
 from sentiment_lstm.runtime.device import autocast, pick_device
@@ -335,6 +336,7 @@ class Trainer:
             save_predictions(correct, test.lengths, self.out / "test_predictions.csv")
         self.tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"]}, step)
         self.tracker.by_length("test", result["acc_by_len"], step)
+        where_it_fails(self.tracker, self.out / "best.ckpt", self.splits, self.device, step)
         log.info("test acc %.4f; by length: %s", result["acc"],
                  {k: (round(v["acc"], 4), v["n"]) for k, v in result["acc_by_len"].items()})
         return result
