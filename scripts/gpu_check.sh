@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One pass on a CUDA machine (about 5 of the 8 minutes it may have; torch 2.11+, triton 3.6):
-# the tests that need CUDA (the whole of test_triton_scan runs on the GPU there), then the
-# TritonLSTMScan / cuDNN / FusedLSTMScan benchmark. Everything lands in $OUT, else
-# ./gpu_results: pytest logs and JUnit XML, bench_triton_scan.json, a summary.
-#   bash scripts/gpu_check.sh
+# the tests that need CUDA (the whole of test_triton_scan runs on the GPU there), the
+# TritonLSTMScan / cuDNN / FusedLSTMScan benchmark, and, where $SENTIMENT_LSTM_DATA names the
+# IMDB tarball, the default command end to end and one epoch of best_lstm at 512 units.
+# Everything lands in $OUT, else ./gpu_results: logs, JUnit XML, bench_triton_scan.json, the
+# runs' results.json, a summary.
+#   SENTIMENT_LSTM_DATA=/path/to/aclImdb_v1.tar.gz bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${OUT:-gpu_results}"
@@ -27,3 +29,10 @@ run test_triton_scan 150 python -m pytest "${pytest_args[@]}" tests/test_triton_
 run test_cuda 150 python -m pytest "${pytest_args[@]}" -k cuda \
     tests/test_cells.py tests/test_predict_evaluate.py --junitxml="$out/test_cuda.xml"
 run bench 180 python scripts/bench_triton_scan.py "$out"
+if [ -n "${SENTIMENT_LSTM_DATA:-}" ]; then
+    run default_command 150 python -m sentiment_lstm.train trainer.progress=false \
+        hydra.run.dir="$out/default_command"
+    run best_lstm_h512_epoch 120 python -m sentiment_lstm.train experiment=best_lstm \
+        model.hidden_size=512 trainer.max_epochs=1 trainer.test=false trainer.progress=false \
+        hydra.sweeper.params.seed=0 hydra.sweep.dir="$out/best_lstm_h512"
+fi

@@ -34,19 +34,20 @@ def assert_close_grad(got, want, tol, precision, msg=""):
     torch.testing.assert_close(got, want, atol=atol, rtol=0, msg=msg)
 
 
-# fused: FusedLSTMScan's hand-written backward; under bf16 autocast the autograd loop runs
-@pytest.mark.parametrize("precision, fused", [("fp32", True), ("fp32", False), ("bf16", True)])
+# kernel scan: FusedLSTMScan's hand-written backward; under bf16 autocast the loop runs
+@pytest.mark.parametrize("precision, kernel", [("fp32", "scan"), ("fp32", "loop"),
+                                               ("bf16", "scan")])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
-def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precision, fused,
+def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precision, kernel,
                                                device, monkeypatch):
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # cuDNN's LSTM: true fp32
     torch.manual_seed(0)
     T, B, E, H = 9, 5, 4, 6
     value_tol, grad_tol = TOLERANCE[precision]
     ref = nn.LSTM(E, H, num_layers, bidirectional=bidirectional).to(device)
-    custom = LSTM(E, H, num_layers, bidirectional=bidirectional, fused=fused).to(device)
+    custom = LSTM(E, H, num_layers, bidirectional=bidirectional, kernel=kernel).to(device)
     copy_from_nn_lstm(custom, ref)
     lengths = torch.tensor([9, 3, 7, 1, 5])
     x = torch.randn(T, B, E, device=device)
@@ -81,8 +82,8 @@ def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, recurre
                                                     device):
     torch.manual_seed(0)
     T, B, E, H = 11, 6, 3, 5
-    plain = LSTMLayer(E, H, reverse, False, recurrent_dropout).double().to(device)
-    fused = LSTMLayer(E, H, reverse, True, recurrent_dropout).double().to(device)
+    plain = LSTMLayer(E, H, reverse, "loop", recurrent_dropout).double().to(device)
+    fused = LSTMLayer(E, H, reverse, "scan", recurrent_dropout).double().to(device)
     fused.load_state_dict(plain.state_dict())
     x = torch.randn(T, B, E, dtype=torch.float64, device=device)
     lengths = torch.tensor([11, 3, 7, 1, 11, 5], device=device)
@@ -100,11 +101,11 @@ def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, recurre
         torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_recurrent_dropout_drops_weights_in_training_only(fused):
+@pytest.mark.parametrize("kernel", ["scan", "loop"])
+def test_recurrent_dropout_drops_weights_in_training_only(kernel):
     torch.manual_seed(0)
-    layer = LSTMLayer(3, 4, fused=fused, recurrent_dropout=0.5)
-    plain = LSTMLayer(3, 4, fused=fused)
+    layer = LSTMLayer(3, 4, kernel=kernel, recurrent_dropout=0.5)
+    plain = LSTMLayer(3, 4, kernel=kernel)
     plain.load_state_dict(layer.state_dict())
     x, lengths = torch.randn(6, 2, 3), torch.tensor([6, 4])
     out, _ = layer(x, lengths)
@@ -117,10 +118,10 @@ def test_recurrent_dropout_drops_weights_in_training_only(fused):
     torch.testing.assert_close(layer(x, lengths)[0], plain(x, lengths)[0])
 
 
-@pytest.mark.parametrize("fused", [True, False])
-def test_padding_does_not_change_outputs_or_states(fused):
+@pytest.mark.parametrize("kernel", ["scan", "loop"])
+def test_padding_does_not_change_outputs_or_states(kernel):
     torch.manual_seed(0)
-    lstm = LSTM(3, 4, num_layers=2, bidirectional=True, fused=fused)
+    lstm = LSTM(3, 4, num_layers=2, bidirectional=True, kernel=kernel)
     x = torch.randn(5, 1, 3)
     out, (h, c) = lstm(x, torch.tensor([5]))
     padded = torch.cat([x, torch.randn(4, 1, 3)])  # junk after the end must be ignored
@@ -129,3 +130,18 @@ def test_padding_does_not_change_outputs_or_states(fused):
     assert out_p[5:].abs().max() == 0
     torch.testing.assert_close(h_p, h)
     torch.testing.assert_close(c_p, c)
+
+
+def test_kernel_switch_picks_a_path_and_falls_back_with_one_warning(caplog):
+    x = torch.randn(4, 2, 3)
+    assert LSTMLayer(3, 4).path(x) == "scan"  # auto on a CPU tensor: never triton
+    assert LSTMLayer(3, 4, kernel="loop").path(x) == "loop"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert LSTMLayer(3, 4, kernel="scan").path(x) == "loop"
+    coupled = LSTMLayer(3, 4, kernel="triton", variant="coupled")
+    with caplog.at_level("WARNING"):
+        assert [coupled.path(x), coupled.path(x)] == ["scan", "scan"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "model.kernel=triton falls back to the scan: variant coupled"]
+    with pytest.raises(ValueError, match="unknown kernel 'cuda'"):
+        LSTMLayer(3, 4, kernel="cuda")

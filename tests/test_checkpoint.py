@@ -39,3 +39,11 @@ def test_bad_checkpoints_raise_one_clear_error(tmp_path, case, monkeypatch):
         load_bundle(path)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "pwned").exists()  # a pickled object is refused, never run
+
+
+def test_a_bundle_naming_the_path_fused_loads_with_its_kernel(tmp_path):
+    for fused, kernel in ((True, "auto"), (False, "loop")):
+        torch.save({"format": FORMAT, "model_args": {"fused": fused},
+                    "config": {"model": {"fused": fused}}}, tmp_path / "old.ckpt")
+        bundle = load_bundle(tmp_path / "old.ckpt")
+        assert bundle["model_args"] == {"kernel": kernel} == bundle["config"]["model"]

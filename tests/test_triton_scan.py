@@ -1,4 +1,4 @@
-"""TritonLSTMScan against the autograd loop (LSTM / LSTMLayer with fused=False) and nn.LSTM.
+"""TritonLSTMScan against the autograd loop (LSTM / LSTMLayer with kernel="loop") and nn.LSTM.
 
 Without CUDA the kernels run in Triton's interpreter on CPU tensors; with CUDA the same tests
 run the compiled kernels on the GPU, plus larger shapes.
@@ -98,7 +98,7 @@ def assert_all_close(got: list[Tensor], want: list[Tensor], atol: float) -> None
 def make_case(T: int, B: int, E: int, H: int, layers: int, bidir: bool, dtype: torch.dtype,
               lengths: list[int]):
     torch.manual_seed(0)
-    model = LSTM(E, H, layers, bidir, fused=False).to(DEVICE, dtype)
+    model = LSTM(E, H, layers, bidir, kernel="loop").to(DEVICE, dtype)
     x = torch.randn(T, B, E, device=DEVICE, dtype=dtype, requires_grad=True)
     return model, x, torch.tensor(lengths, device=DEVICE)
 
@@ -131,7 +131,7 @@ def test_several_batch_tiles_and_hidden_chunks():
 @pytest.mark.parametrize("reverse", [False, True])
 def test_recurrent_dropout_copy(reverse):
     torch.manual_seed(0)
-    layer = LSTMLayer(8, 16, reverse, fused=False, recurrent_dropout=0.4).to(DEVICE).train()
+    layer = LSTMLayer(8, 16, reverse, kernel="loop", recurrent_dropout=0.4).to(DEVICE).train()
     x = torch.randn(6, 4, 8, device=DEVICE, requires_grad=True)
     lengths = torch.tensor([6, 2, 4, 5], device=DEVICE)
     wrt = [x, *layer.parameters()]

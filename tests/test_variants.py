@@ -62,8 +62,8 @@ def run(layer, x, lengths, seed=2):
 @pytest.mark.parametrize("name", NAMES)
 def test_fused_scan_equals_autograd_loop_in_float64(name, reverse, recurrent_dropout):
     torch.manual_seed(0)
-    plain = LSTMLayer(E, H, reverse, False, recurrent_dropout, name).double()
-    fused = LSTMLayer(E, H, reverse, True, recurrent_dropout, name).double()
+    plain = LSTMLayer(E, H, reverse, "loop", recurrent_dropout, name).double()
+    fused = LSTMLayer(E, H, reverse, "scan", recurrent_dropout, name).double()
     fused.load_state_dict(plain.state_dict())
     x = torch.randn(T, B, E, dtype=torch.float64)
     want, _ = run(plain, x, LENGTHS)
@@ -77,7 +77,7 @@ def test_fused_scan_equals_autograd_loop_in_float64(name, reverse, recurrent_dro
 @pytest.mark.parametrize("name", NAMES)
 def test_both_paths_match_the_equations_and_their_gradients(name, reverse):
     torch.manual_seed(0)
-    layer = LSTMLayer(E, H, reverse, True, 0.0, name).double()
+    layer = LSTMLayer(E, H, reverse, "scan", 0.0, name).double()
     x = torch.randn(T, B, E, dtype=torch.float64)
     ps = [p.detach().clone().requires_grad_() for p in layer.cell.parameters()]
     xr = x.clone().requires_grad_()
@@ -86,12 +86,12 @@ def test_both_paths_match_the_equations_and_their_gradients(name, reverse):
     weights = [torch.randn(t.shape, dtype=t.dtype, generator=g) for t in ref]
     sum((t * w).sum() for t, w in zip(ref, weights)).backward()
     want = [*ref, xr.grad, *(p.grad for p in ps)]
-    for fused in (True, False):
-        layer.fused = fused
+    for kernel in ("scan", "loop"):
+        layer.kernel = kernel
         layer.zero_grad()
         got, _ = run(layer, x, LENGTHS)
         for k, (a, b) in enumerate(zip(got, want)):
-            torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=f"{fused=} item {k}")
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=0, msg=f"{kernel=} item {k}")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -100,10 +100,10 @@ def test_padding_changes_nothing(name):
     lstm = LSTM(3, 4, num_layers=2, bidirectional=True, variant=name).double()
     x = torch.randn(5, 2, 3, dtype=torch.float64)
     lengths = torch.tensor([5, 2])
-    for fused in (True, False):
+    for kernel in ("scan", "loop"):
         for layer in lstm.layers:
             for direction in layer:
-                direction.fused = fused
+                direction.kernel = kernel
         out, (h, c) = lstm(x, lengths)
         padded = torch.cat([x, torch.randn(4, 2, 3, dtype=torch.float64)])  # junk after the end
         out_p, (h_p, c_p) = lstm(padded, lengths)

@@ -45,6 +45,9 @@ def load_bundle(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is not a loadable checkpoint: {first}") from e
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint")
+    for model in (bundle.get("model_args", {}), bundle.get("config", {}).get("model", {})):
+        if "fused" in model:  # the path's boolean name: True is kernel auto, False the loop
+            model["kernel"] = "auto" if model.pop("fused") else "loop"
     return bundle
 
 

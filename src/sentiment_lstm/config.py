@@ -55,6 +55,13 @@ class LSTMVariant(Choice):  # the custom LSTM's gate ablations: model/variants.p
     linear_output = "linear_output"  # h = o * c
 
 
+class Kernel(Choice):  # the custom LSTM's path over time, all of them computing the same
+    auto = "auto"  # triton on CUDA where Triton is importable, else scan
+    triton = "triton"  # fused Triton kernels, forward and backward (model/triton_scan.py)
+    scan = "scan"  # hand-written forward and backward in torch ops (model/scan.py)
+    loop = "loop"  # the autograd loop over LSTMCell.step
+
+
 class Precision(Choice):
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16 (CUDA; CPUs with bf16 support)
@@ -115,7 +122,7 @@ class ModelConfig:
     recurrent_dropout: float = 0.0  # custom LSTM: DropConnect on W_hh (cells.LSTMLayer)
     pooling: Pooling = Pooling.max
     init: Init = Init.default
-    fused: bool = True  # the custom LSTM's hand-written backward; false: the autograd loop
+    kernel: Kernel = Kernel.auto  # the custom LSTM's path over time (model/cells.py LSTMLayer)
     variant: LSTMVariant = LSTMVariant.vanilla  # custom LSTM only: a gate ablation
 
 

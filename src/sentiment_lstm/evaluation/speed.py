@@ -21,13 +21,18 @@ from sentiment_lstm.model.cells import LSTM
 from sentiment_lstm.model.classifier import SentimentClassifier
 
 
-def candidates(E: int, H: int, layers: int, bidirectional: bool) -> dict[str, nn.Module]:
+def candidates(E: int, H: int, layers: int, bidirectional: bool,
+               device: torch.device) -> dict[str, nn.Module]:
+    """custom_lstm takes model.kernel=auto: the fused scan on CPU, Triton on CUDA, where the
+    scan is timed too; custom_lstm_autograd is the autograd loop."""
     kw = dict(num_layers=layers, bidirectional=bidirectional)
-    fused = LSTM(E, H, **kw)
-    autograd = LSTM(E, H, **kw, fused=False)
-    autograd.load_state_dict(fused.state_dict())
-    return {"custom_lstm": fused, "custom_lstm_autograd": autograd,
-            "nn.LSTM": nn.LSTM(E, H, **kw), "nn.RNN": nn.RNN(E, H, **kw)}
+    models = {"custom_lstm": LSTM(E, H, **kw), "custom_lstm_autograd": LSTM(E, H, **kw,
+                                                                             kernel="loop")}
+    if device.type == "cuda":
+        models["custom_lstm_scan"] = LSTM(E, H, **kw, kernel="scan")
+    for m in models.values():
+        m.load_state_dict(models["custom_lstm"].state_dict())
+    return models | {"nn.LSTM": nn.LSTM(E, H, **kw), "nn.RNN": nn.RNN(E, H, **kw)}
 
 
 def fwd_bwd(model: nn.Module, x: Tensor, lengths: Tensor,
@@ -55,7 +60,7 @@ def timed(fn: Callable[[], None], device: torch.device) -> float:
 def bench(device: torch.device, B: int, E: int, H: int, T: int, layers: int,
           bidirectional: bool, repeats: int, warmup: int, bf16: bool = False) -> list[dict]:
     torch.manual_seed(0)
-    models = {k: m.to(device) for k, m in candidates(E, H, layers, bidirectional).items()}
+    models = {k: m.to(device) for k, m in candidates(E, H, layers, bidirectional, device).items()}
     x = torch.randn(T, B, E, device=device, requires_grad=True)
     lengths = torch.full((B,), T, device=device)
     runs = {k: fwd_bwd(m, x, lengths) for k, m in models.items()}
@@ -101,11 +106,12 @@ def bench_data(path: str) -> tuple[dict, tuple]:
 def bench_loop(cfg, tok, train, sampler, n_batches: int = 30) -> dict:
     """Training-loop tokens/s (collate, step, optimizer, clipping) against the model's own
     forward+backward tokens/s on the same real IMDB batches, default model settings; and the
-    model's forward+backward with the custom LSTM's autograd loop (model.fused=false)."""
+    model's forward+backward with the custom LSTM's autograd loop (model.kernel=loop)."""
     index = list(itertools.islice(sampler, n_batches + 1))
     model_args = OmegaConf.to_container(OmegaConf.structured(ModelConfig), enum_to_str=True)
     model = SentimentClassifier(vocab_size=tok.get_vocab_size(), **model_args)
-    plain = SentimentClassifier(vocab_size=tok.get_vocab_size(), **(model_args | {"fused": False}))
+    plain = SentimentClassifier(vocab_size=tok.get_vocab_size(),
+                                **(model_args | {"kernel": "loop"}))
     plain.load_state_dict(model.state_dict())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)  # as training does
     ready = [collate(train, i, cfg.max_len, cfg.truncate) for i in index]

@@ -6,7 +6,11 @@ weights copy across (see `copy_from_nn_lstm`) and tests prove the outputs and gr
 cell above, and a variant's constant gates have no weights.
 """
 
+import importlib.util
+import logging
 import math
+from functools import cache
+from types import ModuleType
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +20,25 @@ from sentiment_lstm.model.scan import FusedLSTMScan
 from sentiment_lstm.model.variants import get_variant
 
 State = tuple[Tensor, Tensor]  # (h, c), each (B, H)
+KERNELS = ("auto", "triton", "scan", "loop")
+log = logging.getLogger(__name__)
+
+
+@cache
+def _triton_importable() -> bool:
+    return importlib.util.find_spec("triton") is not None
+
+
+def _triton_scan() -> ModuleType:
+    """model/triton_scan, imported on first use: CPU runs never import triton."""
+    from sentiment_lstm.model import triton_scan
+
+    return triton_scan
+
+
+@cache
+def _log_once(message: str) -> None:
+    log.warning(message)
 
 
 class LSTMCell(nn.Module):
@@ -84,19 +107,50 @@ class LSTMCell(nn.Module):
 
 class LSTMLayer(nn.Module):
     """Runs a cell over time in one direction. Steps past a sequence's length leave its state
-    unchanged and output zeros, so padding never changes a result. fused=True takes
-    FusedLSTMScan where it applies (float32/64 without autocast, no trace being recorded),
-    else the autograd loop below, which bf16 autocast and diagnostics use.
+    unchanged and output zeros, so padding never changes a result.
+
+    kernel picks the path (every one computes the same thing; parity is tested):
+    - "loop": the autograd loop below, over LSTMCell.step; diagnostics always take it;
+    - "scan": FusedLSTMScan (hand-written backward) for float32/64 without autocast;
+    - "triton": TritonLSTMScan (model/triton_scan.py), also under bf16 autocast;
+    - "auto": triton for CUDA tensors where Triton is importable, else scan.
+    A path that cannot serve a case falls back to the next (triton -> scan -> loop) and logs
+    why, once per reason.
 
     recurrent_dropout > 0 drops that share of the hidden-to-hidden weights in training, one
     mask per forward pass shared by every time step (DropConnect, as AWD-LSTM's weight drop,
     Merity et al. 2018): the recurrence is regularised and both paths keep their speed."""
 
     def __init__(self, input_size: int, hidden_size: int, reverse: bool = False,
-                 fused: bool = True, recurrent_dropout: float = 0.0, variant: str = "vanilla"):
+                 kernel: str = "auto", recurrent_dropout: float = 0.0, variant: str = "vanilla"):
         super().__init__()
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel {kernel!r} (one of {', '.join(KERNELS)})")
         self.cell = LSTMCell(input_size, hidden_size, variant)
-        self.reverse, self.fused, self.recurrent_dropout = reverse, fused, recurrent_dropout
+        self.reverse, self.kernel, self.recurrent_dropout = reverse, kernel, recurrent_dropout
+
+    def path(self, x: Tensor) -> str:
+        """The path this call takes: the asked-for kernel, or where it falls back to."""
+        if self.cell.trace is not None:
+            return "loop"  # the trace records LSTMCell.step's gates
+        kernel = self.kernel
+        if kernel == "auto":
+            kernel = "triton" if x.is_cuda and _triton_importable() else "scan"
+        if kernel == "triton":
+            reason = (f"variant {self.cell.variant}" if self.cell.variant != "vanilla"
+                      else _triton_scan().unsupported_reason(x, self.cell.weight_hh))
+            if reason is None:
+                return "triton"
+            _log_once(f"model.kernel=triton falls back to the scan: {reason}")
+            kernel = "scan"
+        if kernel == "scan":
+            if x.dtype in (torch.float32, torch.float64) and not torch.is_autocast_enabled(
+                    x.device.type):
+                return "scan"
+            if self.kernel == "scan":
+                _log_once(f"model.kernel=scan falls back to the autograd loop: {x.dtype} or "
+                          "autocast")
+        return "loop"
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, State]:
         T, B, _ = x.shape  # x (T, B, I), lengths (B,) on x's device
@@ -104,9 +158,12 @@ class LSTMLayer(nn.Module):
         w_hh = self.cell.weight_hh
         if self.recurrent_dropout and self.training:
             w_hh = F.dropout(w_hh, self.recurrent_dropout)
-        if (self.fused and self.cell.trace is None and x.dtype in (torch.float32, torch.float64)
-                and not torch.is_autocast_enabled(x.device.type)):
-            cell = self.cell
+        path, cell = self.path(x), self.cell
+        if path == "triton":
+            out, h, c = _triton_scan().TritonLSTMScan.apply(
+                x, cell.weight_ih, w_hh, cell.bias_ih, cell.bias_hh, valid, self.reverse)
+            return out, (h, c)
+        if path == "scan":
             out, h, c = FusedLSTMScan.apply(x, cell.weight_ih, w_hh, cell.bias_ih, cell.bias_hh,
                                             valid, self.reverse, cell.variant)
             return out, (h, c)
@@ -134,7 +191,7 @@ class LSTM(nn.Module):
     forward(x (T, B, I), lengths (B,)) -> (out (T, B, D*H), (h_n, c_n) each (L*D, B, H))."""
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, dropout: float = 0.0, fused: bool = True,
+                 bidirectional: bool = False, dropout: float = 0.0, kernel: str = "auto",
                  recurrent_dropout: float = 0.0, variant: str = "vanilla"):
         super().__init__()
         self.hidden_size, self.num_layers, self.variant = hidden_size, num_layers, variant
@@ -142,7 +199,7 @@ class LSTM(nn.Module):
         directions = (False, True) if bidirectional else (False,)
         width = hidden_size * len(directions)
         self.layers = nn.ModuleList(
-            nn.ModuleList(LSTMLayer(input_size if k == 0 else width, hidden_size, r, fused,
+            nn.ModuleList(LSTMLayer(input_size if k == 0 else width, hidden_size, r, kernel,
                                     recurrent_dropout, variant) for r in directions)
             for k in range(num_layers))
 

@@ -26,10 +26,10 @@ def _mask(lengths: Tensor, T: int) -> Tensor:  # (T, B, 1), True at real tokens
 
 class CustomLSTMEncoder(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int,
-                 bidirectional: bool, dropout: float, fused: bool = True,
+                 bidirectional: bool, dropout: float, kernel: str = "auto",
                  recurrent_dropout: float = 0.0, variant: str = "vanilla"):
         super().__init__()
-        self.lstm = LSTM(input_size, hidden_size, num_layers, bidirectional, dropout, fused,
+        self.lstm = LSTM(input_size, hidden_size, num_layers, bidirectional, dropout, kernel,
                          recurrent_dropout, variant)
         self.directions = 2 if bidirectional else 1
 
@@ -97,7 +97,7 @@ class SentimentClassifier(nn.Module):
                  num_layers: int = 1, encoder: str = "lstm", bidirectional: bool = False,
                  dropout: float = 0.0, embed_dropout: float = 0.0, word_dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, pooling: str = "last", init: str = "default",
-                 fused: bool = True, variant: str = "vanilla", num_classes: int = 2,
+                 kernel: str = "auto", variant: str = "vanilla", num_classes: int = 2,
                  pad_id: int = 0):
         """variant: the custom LSTM's gate ablation (model/variants.py); encoder=lstm only."""
         super().__init__()
@@ -107,7 +107,7 @@ class SentimentClassifier(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
         args = (embed_dim, hidden_size, num_layers, bidirectional, dropout)
         if encoder == "lstm":
-            self.encoder = CustomLSTMEncoder(*args, fused, recurrent_dropout, variant)
+            self.encoder = CustomLSTMEncoder(*args, kernel, recurrent_dropout, variant)
         elif variant != "vanilla":
             raise ValueError(f"variant={variant!r} is implemented for the custom LSTM only")
         elif recurrent_dropout:
