@@ -3,6 +3,7 @@ its storage, and jobs launched by submitit in processes of their own."""
 
 import json
 import os
+
 import optuna
 import pytest
 from helpers import make_tarball, run_cli
