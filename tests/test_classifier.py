@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sentiment_lstm.model.classifier import SentimentClassifier, reverse_padded
+from sentiment_lstm.model.classifier import SentimentClassifier, as_torch_lstm, reverse_padded
 from sentiment_lstm.training.schedule import adversarial_noise
 
 
@@ -128,3 +128,23 @@ def test_word_dropout_drops_whole_tokens_in_training_only():
     zero = (trained == 0).all(-1)  # (T, B): tokens whose whole vector was dropped
     assert 0.4 < zero.float().mean() < 0.6
     torch.testing.assert_close(trained[~zero], 2 * evaluated[~zero])  # the rest kept, scaled
+
+
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "max_mean"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_as_torch_lstm_gives_the_custom_lstms_outputs_on_mixed_lengths(pooling, bidirectional):
+    torch.manual_seed(0)
+    args = {"vocab_size": 30, "embed_dim": 6, "hidden_size": 5, "num_layers": 2,
+            "encoder": "lstm", "bidirectional": bidirectional, "pooling": pooling}
+    model = SentimentClassifier(**args).eval()
+    twin = as_torch_lstm(model, args)
+    assert isinstance(twin.encoder.layers[0][0], torch.nn.LSTM)
+    tokens = torch.randint(2, 30, (4, 7))
+    lengths = torch.tensor([7, 1, 4, 2])
+    tokens[torch.arange(7)[None, :] >= lengths[:, None]] = 0
+    with torch.no_grad():
+        torch.testing.assert_close(twin(tokens, lengths), model(tokens, lengths), atol=1e-6,
+                                   rtol=0)
+    rnn_args = {**args, "encoder": "rnn"}
+    rnn = SentimentClassifier(**rnn_args)
+    assert as_torch_lstm(rnn, rnn_args) is rnn  # nn.RNN exports as it is

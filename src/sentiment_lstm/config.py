@@ -149,6 +149,10 @@ class TrainerConfig:
     progress: bool = True
     test: bool = True  # evaluate the best checkpoint on the test split at the end
     resume: str | None = None  # "auto" (newest unfinished run beside this one) or a run dir
+    # On SIGUSR1 (a cluster's notice before the time limit or a preemption), after saving
+    # last.ckpt: `scontrol requeue` this SLURM job; a run that starts with requeue=true
+    # resumes its own run directory's last.ckpt when it has one.
+    requeue: bool = False
     skip_nonfinite: bool = False  # skip a batch with a non-finite loss instead of stopping
     keep_epoch_checkpoints: bool = False  # also keep epochNNN.ckpt, not only best and last
     precision: Precision = Precision.fp32
@@ -185,10 +189,18 @@ def run_stamp(pattern: str) -> str:
     return datetime.fromtimestamp(float(os.environ.get(STAMP_ENV, time.time()))).strftime(pattern)
 
 
+def cores_per_job(n_jobs: int | str) -> int:
+    """The `${cores_per_job:N}` resolver: this process's cores split between N parallel jobs
+    (at least one each), for trainer.threads under a parallel launcher."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, int(n_jobs)))
+
+
 def register() -> None:
-    """The schema and the run_stamp resolver, for @hydra.main and for compose(); idempotent."""
+    """The schema and the resolvers, for @hydra.main and for compose(); idempotent."""
     ConfigStore.instance().store(name="schema", node=Config)
     OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("cores_per_job", cores_per_job, replace=True)
 
 
 # (key, test, rule) checked before any data is read; Hydra has already checked the types.

@@ -137,3 +137,22 @@ class SentimentClassifier(nn.Module):
         if self.pooling in ("mean", "max_mean"):
             feats.append(out.sum(0) / lengths[:, None].to(out.dtype))  # out is 0 at padding
         return self.head(self.drop(torch.cat(feats, -1)))  # (B, num_classes)
+
+
+@torch.no_grad()
+def as_torch_lstm(model: SentimentClassifier, model_args: dict) -> SentimentClassifier:
+    """The same classifier with the custom LSTM's weights copied into nn.LSTM modules
+    (TorchEncoder, the inverse of cells.copy_from_nn_lstm): the same outputs, padding
+    included, from an encoder that torch's ONNX exporter knows. Other encoders come back
+    as they are."""
+    if model_args["encoder"] != "lstm":
+        return model
+    twin = SentimentClassifier(**{**model_args, "encoder": "torch_lstm",
+                                  "recurrent_dropout": 0.0})  # DropConnect is training only
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    twin.load_state_dict(state, strict=False)
+    for layer, ref_layer in zip(model.encoder.lstm.layers, twin.encoder.layers):
+        for direction, ref in zip(layer, ref_layer):  # forward, then backward: as TorchEncoder
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(ref, f"{name}_l0").copy_(getattr(direction.cell, name))
+    return twin.eval()

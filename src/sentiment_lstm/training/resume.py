@@ -17,15 +17,20 @@ log = logging.getLogger(__name__)
 def find_resumable(runs_dir: Path, exclude: Path) -> Path | None:
     """The newest run directory below runs_dir with a last.ckpt and no results.json."""
     unfinished = [p.parent for p in runs_dir.glob("*/last.ckpt")
-                  if p.parent != exclude and not (p.parent / "results.json").exists()]
+                  if p.parent != exclude and _unfinished(p.parent)]
     return max(unfinished, key=lambda p: (p / "last.ckpt").stat().st_mtime, default=None)
+
+
+def _unfinished(run: Path) -> bool:
+    return (run / "last.ckpt").is_file() and not (run / "results.json").exists()
 
 
 # What a resumed run may change from its saved config: when it stops (patience), where the
 # same data lies, how fast and how verbosely it runs, whether it is tested at the end.
 # Nothing here changes the weights it trains to.
 RESUME_SETTABLE = ("trainer.patience", "trainer.threads", "trainer.progress",
-                   "trainer.log_every", "trainer.test", "data.path", "data.cache_dir")
+                   "trainer.log_every", "trainer.test", "trainer.requeue", "data.path",
+                   "data.cache_dir")
 
 
 def _flat(cfg: DictConfig) -> dict[str, Any]:
@@ -66,6 +71,9 @@ def resolve_resume(cfg: DictConfig, out: Path, overrides: list[str] = ()
     """(config, run directory, last checkpoint) for a fresh run or for trainer.resume=...
     A resumed run takes its saved config; `overrides` (the command line's) may change only
     RESUME_SETTABLE keys in it."""
+    if cfg.trainer.resume is None and cfg.trainer.requeue and _unfinished(out):
+        log.info("trainer.requeue: resuming this run directory's own %s", out / "last.ckpt")
+        cfg.trainer.resume = str(out)  # a requeued job: the same command, the same directory
     if cfg.trainer.resume is None:
         return cfg, out, None
     run = find_resumable(out.parent, out) if cfg.trainer.resume == "auto" else \

@@ -41,7 +41,7 @@ from sentiment_lstm.runtime.device import autocast, pick_device
 from sentiment_lstm.runtime.memory import reuse_freed_memory
 from sentiment_lstm.training.resume import log_continues_in, resolve_resume
 from sentiment_lstm.training.schedule import adversarial_noise, lr_factor, out_of_patience
-from sentiment_lstm.training.signals import StopSignal
+from sentiment_lstm.training.signals import NOTICE, StopSignal, requeue_slurm_job
 from sentiment_lstm.training.state import EpochSums, TrainState
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,13 @@ class Trainer:
             except Interrupted:
                 self.tracker.close()
                 name = signal.Signals(self.stop.received).name
+                requeued = ""  # a cluster's notice (SIGUSR1), not a user's Ctrl-C or kill
+                if self.cfg.trainer.requeue and self.stop.received == NOTICE and self.is_main:
+                    requeued = f"; {requeue_slurm_job()}"
                 raise Interrupted(
                     f"{name}: stopped at step {self.state.step} and saved "
                     f"{self.out / 'last.ckpt'}; resume with: python -m sentiment_lstm.train "
-                    f"trainer.resume={self.out}") from None
+                    f"trainer.resume={self.out}{requeued}") from None
         return self.finish()
 
     # -- set up ----------------------------------------------------------------------------

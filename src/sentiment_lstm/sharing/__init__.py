@@ -1,0 +1,1 @@
+"""Export a checkpoint for serving (ONNX) and for sharing (a Hugging Face Hub folder)."""
