@@ -24,7 +24,8 @@ def module_name(path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+# Modules only: templates/ holds scripts the package ships as data (export's predict.py).
+MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py") if "templates" not in p.parts}
 
 
 def imports(name: str) -> set[str]:
