@@ -1,6 +1,7 @@
 """End-to-end: the real CLI as a subprocess, on a small slice of the real IMDB tarball."""
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -71,24 +72,29 @@ def test_sweep_trains_lstm_and_rnn_on_real_data(real_tarball, tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.colour=red", "colour"),
-    ("model.hidden_size=big", "hidden_size"),
+    ("model.colour=red", "model.colour: no such key"),
+    ("model.hidden_size=big", "model.hidden_size=big: expected an integer"),
     ("model.hidden_size=-4", "model.hidden_size=-4 must be > 0"),
     ("model.dropout=1", "model.dropout=1.0 must be in [0, 1)"),
     ("optim.lr=-0.1", "optim.lr=-0.1 must be > 0"),
     ("eval.bucket_edges=[0,512,256]", "eval.bucket_edges=[0, 512, 256] must be non-negative"),
     ("trainer.resume=/nonexistent/run", "does not exist"),
     ("data.path=/nonexistent/aclImdb.tar.gz", "does not exist"),
-    ("data.path={corrupt}", "not a readable aclImdb tarball"),
+    ("data.path={corrupt}", "not a readable aclImdb tarball: not a tar archive"),
+    ("data.path={no_train}", "is not an aclImdb folder: it has no train/"),
 ])
 def test_bad_input_fails_fast_with_one_clear_error(tmp_path, override, message):
     corrupt = tmp_path / "corrupt.tar.gz"
-    corrupt.write_bytes(b"not a tarball at all")
+    corrupt.write_bytes(random.Random(0).randbytes(5000))  # random bytes named .tar.gz
+    no_train = tmp_path / "imdb" / "aclImdb"
+    for part in ("test/pos", "test/neg"):
+        (no_train / part).mkdir(parents=True)
     run_dir = tmp_path / "run"
-    proc = run_cli(override.format(corrupt=corrupt), f"hydra.run.dir={run_dir}",
-                   f"data.cache_dir={tmp_path / 'cache'}", cwd=tmp_path)
-    assert proc.returncode != 0
+    proc = run_cli(override.format(corrupt=corrupt, no_train=no_train.parent),
+                   f"hydra.run.dir={run_dir}", f"data.cache_dir={tmp_path / 'cache'}",
+                   cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert message in proc.stderr
-    assert "Traceback" not in proc.stderr
     assert not list(run_dir.glob("*.ckpt"))
 

@@ -187,15 +187,19 @@ def write(path: Path, content: bytes) -> Path:
     ("empty_file", "no reviews"),
     ("missing_file", "does not exist"),
     ("bad_jsonl", 'line 1 is not a JSON object with a "text" field'),
+    ("number_text", 'line 2: "text" is int, not a string'),
+    ("directory", "is a directory, not a file"),
 ])
 def test_predict_bad_input(run_dir, tmp_path, capsys, case, message):
     path = {"non_utf8": lambda: write(tmp_path / "a.txt", b"fine\nbad \xff\xfe bytes\n"),
             "empty_file": lambda: write(tmp_path / "a.txt", b"\n  \n"),
             "missing_file": lambda: tmp_path / "nope.txt",
-            "bad_jsonl": lambda: write(tmp_path / "a.jsonl", b'{"review": "x"}\n')}[case]()
+            "bad_jsonl": lambda: write(tmp_path / "a.jsonl", b'{"review": "x"}\n'),
+            "number_text": lambda: write(tmp_path / "a.jsonl", b'{"text": "ok"}\n{"text": 42}\n'),
+            "directory": lambda: tmp_path}[case]()
     assert predict.main(["--checkpoint", str(run_dir), "--file", str(path)]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("content, message", [

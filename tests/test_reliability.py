@@ -1,4 +1,4 @@
-"""Resume after SIGTERM, crash-safe checkpoints, non-finite losses, determinism."""
+"""Resume after SIGTERM or SIGKILL, crash-safe checkpoints, non-finite losses, determinism."""
 
 import json
 import os
@@ -12,6 +12,7 @@ import pytest
 import torch
 from helpers import make_tarball
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 from sentiment_lstm import checkpoint, io
 
@@ -25,6 +26,15 @@ def data_args(tmp_path_factory) -> list[str]:
     tmp = tmp_path_factory.mktemp("data")
     tarball = make_tarball(tmp / "imdb.tar.gz", per_label=150)
     return [f"data.path={tarball}", f"data.cache_dir={tmp / 'cache'}"]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, data_args) -> Path:
+    """SMALL trained without interruption: what every resumed run must end as."""
+    full = tmp_path_factory.mktemp("full") / "run"
+    proc = train(*data_args, *SMALL, f"hydra.run.dir={full}", cwd=full.parent)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return full
 
 
 def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -43,19 +53,28 @@ def final_state(run: Path) -> tuple[dict, dict]:
 
 
 def logged_steps(run: Path, tag: str = "train/loss") -> list[int]:
-    steps = []
-    for events in sorted(run.glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(events), size_guidance={"scalars": 0})
-        acc.Reload()
-        if tag in acc.Tags()["scalars"]:
-            steps += [e.step for e in acc.Scalars(tag)]
-    return steps
+    """The steps of `tag` as TensorBoard shows them: every event file of the run read in
+    order by one accumulator, which drops what a later file's session start purges."""
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [e.step for e in acc.Scalars(tag)] if tag in acc.Tags()["scalars"] else []
 
 
-def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_args):
-    full = tmp_path / "full"
-    assert train(*data_args, *SMALL, f"hydra.run.dir={full}", cwd=tmp_path).returncode == 0
+def assert_same_end(run: Path, full: Path) -> None:
+    """run ended bit for bit as the uninterrupted run: weights, history, results."""
+    (full_results, full_weights), (results, weights) = final_state(full), final_state(run)
+    for key in ("val", "test", "best_epoch", "history", "data", "skipped_batches"):
+        assert results[key] == full_results[key], key
+    assert weights.keys() == full_weights.keys()
+    for name, tensor in full_weights.items():
+        assert torch.equal(weights[name], tensor), name
+    assert logged_steps(run) == logged_steps(full)  # no gap, no duplicate step
+    assert logged_steps(run, "val/acc") == logged_steps(full, "val/acc")
 
+
+def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_args,
+                                                                full_run):
+    full = full_run
     cut = tmp_path / "runs" / "cut"
     proc = start(*data_args, *SMALL, f"hydra.run.dir={cut}", cwd=tmp_path)
     deadline = time.time() + 120
@@ -79,19 +98,61 @@ def test_sigterm_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path, data_a
                     *data_args, cwd=tmp_path)
     resumed_wall_s = time.perf_counter() - resumed_wall_s
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (full_results, full_weights), (cut_results, cut_weights) = final_state(full), final_state(cut)
-    for key in ("val", "test", "best_epoch"):
-        assert cut_results[key] == full_results[key]
+    assert_same_end(cut, full)
     # total_s counts both processes: the first's time saved with last.ckpt, then the second's
+    cut_results = json.loads((cut / "results.json").read_text())
     assert 0 < cut_results["timing"]["total_s"] - first_s < resumed_wall_s
-    assert [h["val_acc"] for h in cut_results["history"]] == [
-        h["val_acc"] for h in full_results["history"]]
-    for name, tensor in full_weights.items():
-        assert torch.equal(cut_weights[name], tensor), name
-    assert logged_steps(cut) == logged_steps(full)  # no gap, no duplicate step
     log = (cut / "train.log").read_text()  # the whole log, not only the first process's
     assert log.count("epoch 0:") == log.count("epoch 2:") == log.count("results in") == 1
     assert f"resuming {cut} at epoch" in log
+
+
+def saved_progress(path: Path, seen: int) -> tuple[int, dict | None]:
+    """(mtime, progress) of a checkpoint rewritten since mtime `seen`, else (seen, None)."""
+    try:
+        mtime = path.stat().st_mtime_ns
+        if mtime == seen:
+            return seen, None
+        return mtime, checkpoint.load_bundle(path)["progress"]
+    except (FileNotFoundError, checkpoint.CheckpointError):  # not there yet
+        return seen, None
+
+
+def test_sigkill_right_after_a_periodic_checkpoint_resumes_from_it(tmp_path, data_args,
+                                                                  full_run):
+    # 17 batches an epoch; checkpoints every 6 steps and at each epoch's end. Kill as soon as
+    # the first mid-epoch checkpoint of epoch 1 (step 18) is on disk: the next one is 6
+    # steps away, so the kill lands between two periodic saves, as a crash would.
+    cut = tmp_path / "cut"
+    proc = start(*data_args, *SMALL, "trainer.checkpoint_every_steps=6",
+                 f"hydra.run.dir={cut}", cwd=tmp_path)
+    deadline, seen, progress = time.time() + 120, 0, None
+    while progress is None or progress["epoch"] < 1 or progress["batch"] == 0:
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.005)
+        seen, progress = saved_progress(cut / "last.ckpt", seen)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (cut / "results.json").exists()
+    saved = checkpoint.load_bundle(cut / "last.ckpt")["progress"]
+    assert saved["epoch"] == 1 and saved["batch"] > 0 and saved["step"] % 6 == 0
+
+    # What a killed process had flushed past its checkpoint (its writer flushes every 2 min,
+    # checkpoints come every 10 by default): a 999 at each later step, which the resumed
+    # run's purge_step must hide.
+    with SummaryWriter(str(cut)) as stale:
+        for step in range(saved["step"] + 1, saved["step"] + 12):
+            stale.add_scalar("train/loss", 999.0, step)
+
+    resumed = train(f"trainer.resume={cut}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {cut} at epoch 1, batch {saved['batch']}" in (cut / "train.log").read_text()
+    assert len(list(cut.glob("events.out.tfevents.*"))) == 3
+    acc = EventAccumulator(str(cut))
+    acc.Reload()
+    assert 999.0 not in [e.value for e in acc.Scalars("train/loss")]
+    assert_same_end(cut, full_run)  # also: checkpointing every 6 steps changed no number
 
 
 def test_resume_takes_a_larger_patience_and_refuses_other_changes(tmp_path, data_args):
@@ -112,12 +173,8 @@ def test_resume_takes_a_larger_patience_and_refuses_other_changes(tmp_path, data
     assert refused.stderr.count("\n") == 1
     resumed = train(f"trainer.resume={stopped}", "trainer.patience=3", *data_args, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    (full_results, full_weights), (results, weights) = final_state(full), final_state(stopped)
-    assert len(results["history"]) == 4
-    for key in ("val", "test", "best_epoch", "history"):
-        assert results[key] == full_results[key], key
-    for name, tensor in full_weights.items():
-        assert torch.equal(weights[name], tensor), name
+    assert len(json.loads((stopped / "results.json").read_text())["history"]) == 4
+    assert_same_end(stopped, full)
 
 
 def _read(path: Path) -> str:

@@ -1,5 +1,8 @@
+import bz2
 import functools
+import gzip
 import http.server
+import random
 import threading
 from pathlib import Path
 
@@ -40,11 +43,39 @@ def test_missing_and_corrupt_paths_raise_data_error(tmp_path):
         sources.locate(data_cfg(tmp_path, path=str(tmp_path / "nope.tar.gz")))
     bad = tmp_path / "bad.tar.gz"
     bad.write_bytes(b"\x1f\x8b\x08 this is not gzip")
-    with pytest.raises(sources.DataError, match="not a readable aclImdb tarball"):
+    with pytest.raises(sources.DataError, match="not a readable aclImdb tarball: corrupt gzip"):
         sources.read(sources.locate(data_cfg(tmp_path, path=str(bad))))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(sources.DataError, match="not an aclImdb folder"):
+    with pytest.raises(sources.DataError, match="not an aclImdb folder: it has no train/, test/$"):
         sources.locate(data_cfg(tmp_path, path=str(tmp_path / "empty")))
+    (tmp_path / "half" / "aclImdb" / "test" / "pos").mkdir(parents=True)
+    with pytest.raises(sources.DataError, match="it has no train/, test/neg$"):
+        sources.locate(data_cfg(tmp_path, path=str(tmp_path / "half")))
+
+
+def _unreadable(tiny_tarball: Path, case: str) -> bytes:
+    whole = tiny_tarball.read_bytes()
+    plain = gzip.decompress(whole)
+    return {"random": random.Random(0).randbytes(4000), "empty": b"",
+            "truncated_gzip": whole[:len(whole) // 2], "truncated_tar": plain[:len(plain) // 2],
+            "gzip_not_tar": gzip.compress(b"just text " * 100),
+            "bzip2_not_tar": bz2.compress(b"just text " * 100)}[case]
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("random", "not a tar archive, nor gzip, bzip2 or xz compressed"),
+    ("empty", "the file is empty"),
+    ("truncated_gzip", "truncated: the gzip data ends early"),
+    ("truncated_tar", "truncated: the tar data ends early"),
+    ("gzip_not_tar", "gzip compressed, but not a tar archive inside"),
+    ("bzip2_not_tar", "bzip2 compressed, but not a tar archive inside"),
+])
+def test_an_unreadable_tarball_gets_one_reason(tiny_tarball, tmp_path, case, reason):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(_unreadable(tiny_tarball, case))
+    with pytest.raises(sources.DataError) as e:
+        sources.read(sources.locate(data_cfg(tmp_path, path=str(bad))))
+    assert str(e.value) == f"{bad} is not a readable aclImdb tarball: {reason}"
 
 
 def test_environment_variable_names_the_data(tiny_tarball, tmp_path, monkeypatch):

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -57,3 +59,24 @@ def test_prepare_caches_encoded_splits(tiny_tarball, tmp_path, monkeypatch):
         assert torch.equal(splits2[name].ids, splits[name].ids)
     with pytest.raises(AssertionError, match="cache hit"):  # other settings, other key
         tokenizer.prepare(OmegaConf.merge(cfg, {"vocab_size": 50}))
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda path: path.write_bytes(path.read_bytes()[:1000]), "central directory"),
+    (lambda path: tokenizer.atomic_save({"splits": {}}, path), "KeyError: 'tokenizer'"),
+])
+def test_an_unreadable_cache_is_rebuilt_and_the_log_says_why(tiny_tarball, tmp_path, caplog,
+                                                              damage, reason):
+    cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {
+        "path": str(tiny_tarball), "cache_dir": str(tmp_path / "cache"), "min_frequency": 1})
+    _, splits = tokenizer.prepare(cfg)
+    (path,) = (tmp_path / "cache").glob("encoded-*.pt")
+    damage(path)
+    with caplog.at_level(logging.WARNING, logger=tokenizer.__name__):
+        _, rebuilt = tokenizer.prepare(cfg)
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    message = record.getMessage()
+    assert message.startswith(f"rebuilding the encoded-split cache {path}: unreadable (")
+    assert reason in message and "\n" not in message
+    assert torch.equal(rebuilt["train"].ids, splits["train"].ids)
+    assert torch.load(path, weights_only=True)["tokenizer"]  # the cache is whole again

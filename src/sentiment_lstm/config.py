@@ -155,6 +155,10 @@ class TrainerConfig:
     requeue: bool = False
     skip_nonfinite: bool = False  # skip a batch with a non-finite loss instead of stopping
     keep_epoch_checkpoints: bool = False  # also keep epochNNN.ckpt, not only best and last
+    # A resumable last.ckpt also mid-epoch, so that a SIGKILL or a crash loses little: every
+    # this many optimizer steps, and after this many wall minutes since the last save; 0: off.
+    checkpoint_every_steps: int = 0
+    checkpoint_every_minutes: float = 10.0
     precision: Precision = Precision.fp32
     reuse_memory: bool = True  # keep freed memory for reuse (glibc malloc): memory.py
 
@@ -231,6 +235,8 @@ _RULES = [
     ("trainer.patience", lambda v: v > 0, "must be > 0"),
     ("trainer.threads", lambda v: v >= 0, "must be >= 0"),
     ("trainer.log_every", lambda v: v > 0, "must be > 0"),
+    ("trainer.checkpoint_every_steps", lambda v: v >= 0, "must be >= 0 (0: off)"),
+    ("trainer.checkpoint_every_minutes", lambda v: v >= 0, "must be >= 0 (0: off)"),
     ("diagnostics.every", lambda v: v >= 0, "must be >= 0 (0: off)"),
     ("diagnostics.reviews", lambda v: v > 0, "must be > 0"),
     ("diagnostics.length", lambda v: v > 0, "must be > 0"),

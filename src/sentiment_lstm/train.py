@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from sentiment_lstm.checkpoint import CheckpointError
 from sentiment_lstm.config import STAMP_ENV, ConfigError, register
 from sentiment_lstm.data.types import DataError
+from sentiment_lstm.overrides import check
 from sentiment_lstm.runtime import distributed
 from sentiment_lstm.training.trainer import Interrupted, TrainingError, fit
 
@@ -53,6 +54,11 @@ def main() -> None:
     """The CLI. Under torchrun: join the process group first; rank 0 alone writes Hydra's
     files and the log file, the other ranks log warnings to the console."""
     register()
+    try:  # one line for a bad override, where Hydra would print its multi-line report
+        check(sys.argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     if not distributed.launched():
         # One start time for the run_stamp resolver, fixed before any job starts: a sweep's
         # job that a cluster requeues (it inherits this environment) resolves the same run

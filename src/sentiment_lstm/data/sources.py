@@ -2,6 +2,7 @@
 splits."""
 
 import json
+import lzma
 import os
 import re
 import socket
@@ -41,9 +42,11 @@ def local_source(path: Path) -> Source:
         path = path / "aclImdb"
     if path.is_dir():
         parts = [path / s / c for s in ("train", "test") for c in LABELS]
-        missing = [str(p) for p in parts if not p.is_dir()]
+        missing = [f"{s}/" if not (path / s).is_dir() else f"{s}/{c}"
+                   for s in ("train", "test") for c in LABELS if not (path / s / c).is_dir()]
         if missing:
-            raise DataError(f"{path} is not an aclImdb folder: missing {', '.join(missing)}")
+            raise DataError(f"{path} is not an aclImdb folder: it has no "
+                            f"{', '.join(dict.fromkeys(missing))}")
         return Source("local", str(path), "dir:" + ";".join(_file_fingerprint(p) for p in parts))
     return Source("local", str(path), "tar:" + _file_fingerprint(path))
 
@@ -140,16 +143,43 @@ def _row(name: str, raw: bytes) -> tuple | None:
     return split, LABELS.index(label), int(review_id), raw.decode("utf-8", errors="replace")
 
 
+# The compressions tarfile reads, by the magic bytes a file starts with.
+_MAGIC = ((b"\x1f\x8b", "gz", "gzip"), (b"BZh", "bz2", "bzip2"), (b"\xfd7zXZ\x00", "xz", "xz"))
+
+
 def _read_tarball(path: Path) -> list[tuple]:
+    """The aclImdb members of a (compressed) tar file. Its first bytes pick the one
+    decompressor to try, so that a bad file gets one reason, not one per decompressor."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    mode, kind = next(((m, k) for magic, m, k in _MAGIC if head.startswith(magic)), ("", ""))
     rows = []
     try:
-        with tarfile.open(path, "r:*") as tf:
+        with tarfile.open(path, f"r:{mode}") as tf:
             for member in tf:
                 if member.isfile() and _MEMBER.search(member.name):
                     rows.append(_row(member.name, tf.extractfile(member).read()))
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise DataError(f"{path} is not a readable aclImdb tarball: {e}") from e
+            # tarfile stops quietly at a cut-off header: a whole tar ends with zero blocks
+            if not mode and path.stat().st_size - tf.offset < tarfile.BLOCKSIZE:
+                raise EOFError("no end-of-archive block")
+    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+        raise DataError(f"{path} is not a readable aclImdb tarball: "
+                        f"{_tar_reason(e, kind, len(head))}") from e
     return rows
+
+
+def _tar_reason(e: BaseException, kind: str, head: int) -> str:
+    """Why tarfile failed, in words: tarfile's own messages name a decompressor it tried."""
+    text = f"{e} {e.__cause__ or ''}".lower()
+    if head == 0:
+        return "the file is empty"
+    if isinstance(e, EOFError) or "end of data" in text or "ended before" in text:
+        return f"truncated: the {kind or 'tar'} data ends early"
+    if not kind:
+        return "not a tar archive, nor gzip, bzip2 or xz compressed"
+    if "invalid header" in text or "truncated header" in text or "empty file" in text:
+        return f"{kind} compressed, but not a tar archive inside"
+    return f"corrupt {kind} data ({str(e).splitlines()[0]})"
 
 
 def _read_folder(path: Path) -> list[tuple]:

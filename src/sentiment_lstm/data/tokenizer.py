@@ -80,7 +80,8 @@ def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit]]:
             return Tokenizer.from_str(blob["tokenizer"]), {
                 name: EncodedSplit(**tensors) for name, tensors in blob["splits"].items()}
         except Exception as e:  # a damaged cache is rebuilt, never trusted
-            log.warning("ignoring unreadable cache %s (%s)", path, e)
+            log.warning("rebuilding the encoded-split cache %s: unreadable (%s)", path,
+                        _one_line(e))
     start = time.perf_counter()
     texts = sources.load_splits(source, cfg.val_fraction, cfg.split_seed, cfg.limit)
     log.info("read %s in %.1fs", source.location, time.perf_counter() - start)
@@ -92,3 +93,10 @@ def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit]]:
     atomic_save({"tokenizer": tok.to_str(),
                  "splits": {n: vars(s) for n, s in splits.items()}}, path)
     return tok, splits
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one short line: torch.load's messages run to many lines."""
+    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

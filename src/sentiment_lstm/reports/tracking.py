@@ -12,9 +12,14 @@ from sentiment_lstm.reports.figures import confusion_figure, length_figure, posi
 class Tracker:
     """Scalars named split/metric[/bucket], a per-length figure and the hparams entry."""
 
-    def __init__(self, log_dir: str | Path | None):
-        """log_dir None (a torchrun rank other than 0): every call does nothing."""
-        self.writer = SummaryWriter(log_dir=str(log_dir)) if log_dir is not None else None
+    def __init__(self, log_dir: str | Path | None, purge_step: int | None = None):
+        """log_dir None (a torchrun rank other than 0): every call does nothing. A resumed
+        run passes purge_step, its checkpoint's step + 1: its new event file starts with a
+        session start at that step, and TensorBoard, reading the folder's files in order,
+        drops the earlier files' events from that step on (logged after the checkpoint by
+        a process that was then killed), so no step shows twice."""
+        self.writer = None if log_dir is None else SummaryWriter(log_dir=str(log_dir),
+                                                                 purge_step=purge_step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if not self.writer:
@@ -78,6 +83,12 @@ class Tracker:
     def text(self, tag: str, markdown: str, step: int) -> None:
         if self.writer:
             self.writer.add_text(tag, markdown, step)
+
+    def flush(self) -> None:
+        """Write the queued events out: before a checkpoint, so that the event file holds
+        every step the checkpoint has done, whatever kills the process next."""
+        if self.writer:
+            self.writer.flush()
 
     def close(self) -> None:
         if self.writer:

@@ -26,11 +26,12 @@ def _unfinished(run: Path) -> bool:
 
 
 # What a resumed run may change from its saved config: when it stops (patience), where the
-# same data lies, how fast and how verbosely it runs, whether it is tested at the end.
-# Nothing here changes the weights it trains to.
+# same data lies, how fast and how verbosely it runs, how often it saves, whether it is tested
+# at the end. Nothing here changes the weights it trains to.
 RESUME_SETTABLE = ("trainer.patience", "trainer.threads", "trainer.progress",
-                   "trainer.log_every", "trainer.test", "trainer.requeue", "data.path",
-                   "data.cache_dir")
+                   "trainer.log_every", "trainer.test", "trainer.requeue",
+                   "trainer.checkpoint_every_steps", "trainer.checkpoint_every_minutes",
+                   "data.path", "data.cache_dir")
 
 
 def _flat(cfg: DictConfig) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The rules training follows from step to step: the learning rate, the adversarial
-perturbation, early stopping."""
+perturbation, early stopping, periodic checkpoints."""
 
 import math
+import time
+from collections.abc import Callable
 
 import torch
 
@@ -24,3 +26,24 @@ def adversarial_noise(grad: torch.Tensor, eps: float) -> torch.Tensor:
 def out_of_patience(epoch: int, best_epoch: int, patience: int) -> bool:
     """Early stopping's rule, after `epoch` (0-based) was validated."""
     return epoch - best_epoch >= patience
+
+
+class CheckpointCadence:
+    """When training saves a resumable checkpoint mid-epoch: every `steps` optimizer steps,
+    and once `minutes` of wall time have passed since the last save; 0 turns either off."""
+
+    def __init__(self, steps: int, minutes: float,
+                 clock: Callable[[], float] = time.perf_counter):
+        self.steps, self.seconds, self.clock = steps, minutes * 60, clock
+        self.last_save = clock()
+
+    def time_due(self) -> bool:
+        """This process's clock says so; under torchrun the ranks agree through an
+        all-reduce, since each rank's clock differs."""
+        return bool(self.seconds) and self.clock() - self.last_save >= self.seconds
+
+    def due(self, step: int, time_due: bool) -> bool:
+        return bool(self.steps and step % self.steps == 0) or time_due
+
+    def saved(self) -> None:
+        self.last_save = self.clock()

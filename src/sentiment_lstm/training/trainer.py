@@ -40,7 +40,12 @@ from sentiment_lstm.runtime import distributed
 from sentiment_lstm.runtime.device import autocast, pick_device
 from sentiment_lstm.runtime.memory import reuse_freed_memory
 from sentiment_lstm.training.resume import log_continues_in, resolve_resume
-from sentiment_lstm.training.schedule import adversarial_noise, lr_factor, out_of_patience
+from sentiment_lstm.training.schedule import (
+    CheckpointCadence,
+    adversarial_noise,
+    lr_factor,
+    out_of_patience,
+)
 from sentiment_lstm.training.signals import NOTICE, StopSignal, requeue_slurm_job
 from sentiment_lstm.training.state import EpochSums, TrainState
 
@@ -166,7 +171,9 @@ class Trainer:
 
     def setup_tracking(self) -> None:
         cfg, d, train = self.cfg, self.cfg.data, self.splits["train"]
-        self.tracker = Tracker(self.out if self.is_main else None)
+        # a resumed run hides what the killed process logged after its checkpoint
+        self.tracker = Tracker(self.out if self.is_main else None,
+                               purge_step=None if self.last is None else self.state.step + 1)
         self.probe = None
         if cfg.diagnostics.every and self.is_main:
             self.probe = [t.to(self.device) for t in probe_batch(
@@ -187,7 +194,8 @@ class Trainer:
         return self.state.elapsed_s + time.perf_counter() - self.start
 
     def train(self) -> None:
-        s = self.state
+        s, t = self.state, self.cfg.trainer
+        self.cadence = CheckpointCadence(t.checkpoint_every_steps, t.checkpoint_every_minutes)
         while s.epoch < self.cfg.trainer.max_epochs and not s.early_stopped:
             self.sampler.set_epoch(s.epoch)
             epoch_start = time.perf_counter()
@@ -216,6 +224,8 @@ class Trainer:
             if self.stop.received:
                 self.save_last()
                 raise Interrupted
+            if self.save_due:  # mid-epoch: what a SIGKILL or a crash resumes from
+                self.save_last()
 
     def train_step(self, batch: Batch) -> None:
         cfg, s = self.cfg, self.state
@@ -231,8 +241,8 @@ class Trainer:
         agreed = distributed.all_reduce(torch.tensor(
             [float(not (torch.isfinite(loss) and torch.isfinite(self.grad_norm))),
              float(self.stop.received is not None), loss.item() * n,
-             float((logits.argmax(1) == b.labels).sum()), n, float(batch.lengths.sum())],
-            dtype=torch.float64))
+             float((logits.argmax(1) == b.labels).sum()), n, float(batch.lengths.sum()),
+             float(self.cadence.time_due())], dtype=torch.float64))
         if agreed[1] and self.stop.received is None:
             self.stop.received = signal.SIGTERM  # another rank was signalled
         if agreed[0]:
@@ -242,6 +252,7 @@ class Trainer:
         self.sched.step()
         s.step += 1
         s.batch += 1
+        self.save_due = self.cadence.due(s.step, bool(agreed[6]))
         s.sums.add(agreed[2].item(), agreed[3].item(), agreed[4].item())
         s.train_tokens += int(agreed[5])
         self.window_tokens += int(agreed[5])
@@ -314,8 +325,10 @@ class Trainer:
         """The resumable last.ckpt. Called on every rank: it gathers each rank's RNG state."""
         rng = distributed.gather({"torch": torch.get_rng_state(), "cuda": (
             torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)})
+        self.cadence.saved()
         if not self.is_main:
             return
+        self.tracker.flush()  # the events up to this step are on disk before the checkpoint
         s = self.state
         elapsed = self.elapsed_s()
         progress = {**s.to_dict(), "elapsed_s": elapsed}
