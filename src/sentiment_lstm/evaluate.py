@@ -7,7 +7,8 @@ JSONL file.
     python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file x.jsonl --out results.json
     python -m sentiment_lstm.evaluate --checkpoint <run>/epoch00{7,8,9}.ckpt   # weights averaged
 
-Labels may be 0/1 or the checkpoint's label names (neg/pos). Writes a table to stdout and
+Labels are the checkpoint's label names (neg/pos for IMDB) or, where those are not integers,
+their indices (0/1). Writes a table to stdout and
 everything (per-length buckets with counts and 95% intervals too) to --out as JSON.
 `--predictions DIR/test_predictions.csv` (beside --out) keeps which reviews it got right, as a
 training run does, so that `compare` can pair two models review by review (McNemar).
@@ -43,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                          "validation reviews the run selected on, carved as in training); "
                          "default test")
     ap.add_argument("--data-path", help=f"IMDB tarball or folder (default ${sources.ENV_PATH})")
-    ap.add_argument("--text-column", default="text")
-    ap.add_argument("--label-column", default="label")
+    ap.add_argument("--text-column", nargs="+",
+                    help="text column(s), several joined with a newline (default: the run's "
+                         "data.text_column, else text)")
+    ap.add_argument("--label-column", help="default: the run's data.label_column, else label")
     ap.add_argument("--out", help="write the report as JSON here")
     ap.add_argument("--predictions", help="write which texts it got right here (CSV)")
     ap.add_argument("--batch-size", type=int, default=128)
@@ -68,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         clf.truncate = args.truncate or clf.truncate
         clf.max_len = args.max_len or clf.max_len
         if args.file:
-            texts, labels = read_labeled(Path(args.file), clf.labels, args.text_column,
-                                         args.label_column)
+            d = clf.config.get("data", {})
+            texts, labels = read_labeled(Path(args.file), clf.labels,
+                                         args.text_column or d.get("text_column", "text"),
+                                         args.label_column or d.get("label_column", "label"))
         else:
             path = args.data_path or os.environ.get(sources.ENV_PATH)
             if not path:

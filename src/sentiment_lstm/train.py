@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from sentiment_lstm.checkpoint import CheckpointError
 from sentiment_lstm.config import ConfigError, register
 from sentiment_lstm.data.types import DataError
+from sentiment_lstm.io import InputError
 from sentiment_lstm.runtime import distributed
 from sentiment_lstm.training.trainer import Interrupted, TrainingError, fit
 
@@ -27,7 +28,7 @@ def run(cfg: DictConfig) -> float:
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         sys.exit(130)
-    except (ConfigError, DataError, CheckpointError, TrainingError) as e:
+    except (ConfigError, DataError, InputError, CheckpointError, TrainingError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     return results["val"]["acc"]
