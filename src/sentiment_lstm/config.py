@@ -97,7 +97,7 @@ class HubSplits:
 class DataConfig:
     source: Source = Source.auto
     path: str | None = None  # aclImdb folder or tarball; else $SENTIMENT_LSTM_DATA
-    hub_name: str = "stanfordnlp/imdb"
+    hub_name: str | None = "stanfordnlp/imdb"  # IMDB's copy for source=hub (data=hub: null)
     url: str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
     cache_dir: str = "~/.cache/sentiment_lstm"
     val_fraction: float = 0.1
@@ -283,7 +283,7 @@ def validate(cfg) -> None:
 
 def _check_data(cfg) -> None:
     d, weights = cfg.data, cfg.loss.class_weights
-    if d.source == "hub" and OmegaConf.is_missing(d, "name"):
+    if d.source == "hub" and d.name is None and d.hub_name is None:
         raise ConfigError("data=hub needs data.name=DATASET (a hub name, a local dataset "
                           "folder, or parquet|csv|json with data.data_files=...)")
     if d.source == "files" and not d.train:

@@ -47,7 +47,7 @@ def _decode(path: Path) -> str:
         text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first column
     except UnicodeDecodeError as e:
         line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}: line {line} (byte {e.start}) is not valid UTF-8; save the "
+        raise DataError(f"{path}: line {line} (byte offset {e.start}) is not valid UTF-8; save the "
                         "file as UTF-8") from e
     if "\x00" in text:
         raise DataError(f"{path}: holds NUL bytes; it is not a text file")
