@@ -69,6 +69,8 @@ def test_evaluate_on_the_test_file_matches_the_run_and_compare_pairs_encoders(ru
     assert report["confusion"] == run["confusion"] and report["per_class"] == run["per_class"]
     assert report["acc"] == run["acc"] and report["macro_f1"] == run["macro_f1"]
     assert "macro-F1" in proc.stdout and "travel" in proc.stdout
+    own = run_cli("--checkpoint", str(runs / "lstm"), module="evaluate", cwd=runs)
+    assert own.returncode == 0 and own.stdout == proc.stdout  # the run's own test file
     proc = run_cli(str(runs / "lstm"), str(runs / "rnn"), module="compare", cwd=runs)
     assert proc.returncode == 0, proc.stderr
     assert "| 0030-inf | " in proc.stdout and "McNemar, lstm vs rnn, seeds 0" in proc.stdout

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sentiment_lstm.checkpoint import CheckpointError
 from sentiment_lstm.config import Truncate
-from sentiment_lstm.data import sources
+from sentiment_lstm.data import corpus, sources
 from sentiment_lstm.data.types import DataError
 from sentiment_lstm.evaluation.predictions import save_predictions
 from sentiment_lstm.evaluation.scoring import evaluate_texts
@@ -31,6 +31,18 @@ from sentiment_lstm.inference import load_classifier
 from sentiment_lstm.io import InputError, atomic_write_text, read_labeled
 from sentiment_lstm.reports.tables import format_report
 from sentiment_lstm.runtime.memory import reuse_freed_memory
+
+
+def _imdb_split(path: Path, d: dict, split: str) -> tuple[list[str], list[int]]:
+    """An IMDB split with the run's labels (sentiment or rating); validation as carved from
+    train by the run."""
+    source = sources.local_source(path)
+    limit = d.get("limit") if split == "val" else None
+    if d.get("imdb_label") == "rating":
+        source = sources.Source("imdb_ratings", source.location, "rating:" + source.fingerprint)
+        return corpus.load(source, val_fraction=d["val_fraction"], split_seed=d["split_seed"],
+                           limit=limit)[1][split]
+    return sources.load_splits(source, d["val_fraction"], d["split_seed"], limit)[split]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         clf = load_classifier(args.checkpoint, args.device)
         clf.truncate = args.truncate or clf.truncate
         clf.max_len = args.max_len or clf.max_len
+        d = clf.config.get("data", {})
+        own_data = d.get("source") == "files" or (d.get("source") == "hub" and d.get("name"))
+        if not args.file and own_data:
+            if d.get("source") == "files" and d.get("test") and not args.split:
+                args.file = d["test"]  # the run's own test file
+            else:
+                raise InputError("this checkpoint was not trained on IMDB: pass --file "
+                                 "labeled.csv|.tsv|.jsonl")
         if args.file:
-            d = clf.config.get("data", {})
             texts, labels = read_labeled(Path(args.file), clf.labels,
                                          args.text_column or d.get("text_column", "text"),
                                          args.label_column or d.get("label_column", "label"))
@@ -80,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path:
                 raise InputError(f"the IMDB {split} split needs --data-path or "
                                  f"${sources.ENV_PATH}")
-            d = clf.config["data"]  # validation: as carved from train by the run
-            texts, labels = sources.load_splits(
-                sources.local_source(Path(path)), d["val_fraction"], d["split_seed"],
-                d.get("limit") if split == "val" else None)[split]
+            texts, labels = _imdb_split(Path(path), d, split)
         report, correct, lengths = evaluate_texts(clf, texts, labels, args.batch_size)
     except (CheckpointError, InputError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
