@@ -95,3 +95,41 @@ def make_checkpoint(path: Path, encoder: str = "lstm", max_len: int = 64, seed: 
                 "data": {"max_len": max_len, "truncate": "head"}, "config": {"seed": seed}},
                path)
     return path
+
+
+TOPICS = {"sport": ["goal", "match", "coach", "league", "striker"],
+          "tech": ["laptop", "software", "chip", "server", "code"],
+          "food": ["recipe", "spicy", "bake", "flavour", "dinner"],
+          "travel": ["flight", "hotel", "beach", "passport", "tour"],
+          "music": ["guitar", "album", "chorus", "drummer", "concert"]}
+
+
+def make_topic_rows(per_class: int, classes: int = 4, seed: int = 0) -> list[tuple[str, str]]:
+    """(text, label) rows of generated text whose label is learnable: each text holds three
+    cue words of its topic among 4-40 filler words. Shuffled."""
+    rng = random.Random(seed)
+    rows = []
+    for label in list(TOPICS)[:classes]:
+        for _ in range(per_class):
+            body = [rng.choice(FILLER) for _ in range(rng.randint(4, 40))]
+            for _ in range(3):
+                body.insert(rng.randrange(len(body)), rng.choice(TOPICS[label]))
+            rows.append((" ".join(body), label))
+    rng.shuffle(rows)
+    return rows
+
+
+def write_rows(path: Path, rows: list[tuple[str, str]], fmt: str = "csv") -> Path:
+    """rows as a CSV / TSV with a text,label header, or as JSONL."""
+    import csv
+    import json
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        if fmt == "jsonl":
+            f.writelines(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows)
+        else:
+            w = csv.writer(f, delimiter="\t" if fmt == "tsv" else ",",
+                           quoting=csv.QUOTE_NONE if fmt == "tsv" else csv.QUOTE_MINIMAL)
+            w.writerow(["text", "label"])
+            w.writerows(rows)
+    return path

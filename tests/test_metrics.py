@@ -7,6 +7,8 @@ from sentiment_lstm.evaluation.metrics import (
     accuracy_by_length,
     bucket_names,
     bucketize,
+    classification_report,
+    default_edges,
     mcnemar,
     wilson_interval,
 )
@@ -58,3 +60,23 @@ def test_mcnemar_exact_hand_computed(only_a, only_b, p):
     result = mcnemar(*pairs(only_a, only_b))
     assert (result["b"], result["c"]) == (only_a, only_b)
     assert result["p"] == pytest.approx(p, rel=1e-9)
+
+
+def test_classification_report_per_class_macro_f1_and_confusion():
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    pred = torch.tensor([0, 1, 1, 1, 2, 0])
+    r = classification_report(pred, y, ["a", "b", "c"])
+    assert r["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert r["acc"] == pytest.approx(4 / 6)
+    assert r["per_class"]["b"] == {"precision": pytest.approx(2 / 3), "recall": 1.0, "n": 2,
+                                   "f1": pytest.approx(0.8)}
+    assert r["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    assert "precision" not in r
+    binary = classification_report(torch.tensor([1, 0, 1]), torch.tensor([1, 1, 0]), ["n", "p"])
+    assert binary["precision"] == 0.5 and binary["recall"] == 0.5  # of the second class
+
+
+def test_default_edges_are_rounded_quantiles_of_the_lengths():
+    assert default_edges(torch.arange(1, 101)) == [0, 20, 40, 60, 80]
+    assert default_edges(torch.tensor([3] * 50 + [1234] * 50)) == [0, 3, 1000]
+    assert default_edges(torch.tensor([7] * 10)) == [0, 6]  # a tie rounds down

@@ -49,6 +49,7 @@ def test_predict_and_evaluate_agree(run_dir, tmp_path):
     assert len(rows) == 60
     assert {r["label"] for r in rows} <= {"neg", "pos"}
     assert all((r["prob_pos"] >= 0.5) == (r["label"] == "pos") for r in rows)
+    assert all(r["probs"]["pos"] == r["prob_pos"] for r in rows)
     assert all(r["truncated"] == (r["tokens"] > 96) for r in rows)
 
     out = tmp_path / "results.json"
@@ -152,8 +153,8 @@ def test_predict_reads_stdin_text_flags_and_csv_labels(run_dir, tmp_path):
     assert pred.returncode == 0 and len(pred.stdout.splitlines()) == 2
     clf = load_classifier(run_dir)
     rows = clf.predict(["", "   ", "x " * 500_000])  # empty, blank, a 1 MB review
-    assert rows[0] == {"label": None, "prob_pos": None, "tokens": 0, "bucket": "0000-0127",
-                       "truncated": False, "empty": True}
+    assert rows[0] == {"label": None, "prob_pos": None, "probs": None, "tokens": 0,
+                       "bucket": "0000-0127", "truncated": False, "empty": True}
     assert rows[1]["empty"] and rows[1]["label"] is None
     assert rows[2]["truncated"] and rows[2]["tokens"] == 500_000 and rows[2]["label"]
     csv_path = tmp_path / "x.csv"

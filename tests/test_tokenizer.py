@@ -44,7 +44,7 @@ def test_encode_packs_reviews_back_to_back():
 def test_prepare_caches_encoded_splits(tiny_tarball, tmp_path, monkeypatch):
     cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {
         "path": str(tiny_tarball), "cache_dir": str(tmp_path / "cache"), "min_frequency": 1})
-    tok, splits = tokenizer.prepare(cfg)
+    tok, splits, _ = tokenizer.prepare(cfg)
     assert [len(splits[s]) for s in ("train", "val", "test")] == [36, 4, 40]
     # the tokenizer saw the training split only: a word only in val/test is unknown
     assert len(list((tmp_path / "cache").glob("encoded-*.pt"))) == 1
@@ -53,7 +53,7 @@ def test_prepare_caches_encoded_splits(tiny_tarball, tmp_path, monkeypatch):
         raise AssertionError("a cache hit must not read the data again")
 
     monkeypatch.setattr(sources, "read", no_reading)
-    tok2, splits2 = tokenizer.prepare(cfg)
+    tok2, splits2, _ = tokenizer.prepare(cfg)
     assert tok2.to_str() == tok.to_str()
     for name in splits:
         assert torch.equal(splits2[name].ids, splits[name].ids)

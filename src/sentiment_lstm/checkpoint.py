@@ -16,12 +16,14 @@ class CheckpointError(RuntimeError):
     pass
 
 
-def make_bundle(model: torch.nn.Module, model_args: dict, tokenizer, cfg, **extra) -> dict:
+def make_bundle(model: torch.nn.Module, model_args: dict, tokenizer, cfg,
+                labels: list[str] = LABELS, **extra) -> dict:
     """A checkpoint that needs nothing but this package to reload, in weights_only-safe types:
-    weights, the model's keyword arguments, tokenizer, label names, truncation, the config."""
+    weights, the model's keyword arguments, tokenizer, label names (in class index order),
+    truncation, the config."""
     return {"format": FORMAT, "version": __version__, "model_args": model_args,
             "state_dict": model.state_dict(), "tokenizer": tokenizer.to_str(),
-            "labels": list(LABELS),
+            "labels": list(labels),
             "data": {"max_len": cfg.data.max_len, "truncate": str(cfg.data.truncate)},
             "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), **extra}
 

@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -23,6 +24,19 @@ class Source(Choice):
     hub = "hub"
     download = "download"
     synthetic = "synthetic"  # generated long-range task (data=synthetic_long), no IMDB at all
+    files = "files"  # labeled CSV / TSV / JSONL files (data=files)
+
+
+class FileFormat(Choice):
+    auto = "auto"  # from the extension: .csv, .tsv, .jsonl
+    csv = "csv"
+    tsv = "tsv"  # tab-separated without quoting, as GLUE ships them
+    jsonl = "jsonl"
+
+
+class ImdbLabel(Choice):  # what an IMDB review's class is
+    sentiment = "sentiment"  # neg / pos
+    rating = "rating"  # its star rating, 1-4 or 7-10 (data=imdb_ratings): 8 classes
 
 
 class TokenizerModel(Choice):
@@ -90,10 +104,19 @@ class SyntheticConfig:
 
 
 @dataclass
+class HubSplits:
+    """data=hub: which of the dataset's splits is which; null: none (validation is then
+    carved from train; without a test split the run reports none)."""
+    train: str = "train"
+    validation: str | None = None
+    test: str | None = None
+
+
+@dataclass
 class DataConfig:
     source: Source = Source.auto
     path: str | None = None  # aclImdb folder or tarball; else $SENTIMENT_LSTM_DATA
-    hub_name: str = "stanfordnlp/imdb"
+    hub_name: str | None = "stanfordnlp/imdb"  # IMDB's copy for source=hub (data=hub: null)
     url: str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
     cache_dir: str = "~/.cache/sentiment_lstm"
     val_fraction: float = 0.1
@@ -107,6 +130,19 @@ class DataConfig:
     batch_size: int = 128
     pool_batches: int = 50  # batches per shuffle pool: sorted inside a pool to cut padding
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    imdb_label: ImdbLabel = ImdbLabel.sentiment
+    # Labeled files (source=files) and any hub dataset (source=hub with a name):
+    train: str | None = None  # files: one split per file
+    validation: str | None = None
+    test: str | None = None
+    format: FileFormat = FileFormat.auto
+    text_column: Any = "text"  # a column, or a list of them joined with a newline
+    label_column: str = "label"
+    labels: list[str] | None = None  # the label set in index order; null: training's, sorted
+    name: str | None = None  # hub: a dataset name, a local dataset folder, or parquet|csv|json
+    config: str | None = None  # hub: the dataset's configuration (GLUE's "sst2")
+    data_files: Any = None  # hub: a builder's files, a path or {split: path}
+    splits: HubSplits = field(default_factory=HubSplits)
 
 
 @dataclass
@@ -163,10 +199,20 @@ class TrainerConfig:
     reuse_memory: bool = True  # keep freed memory for reuse (glibc malloc): memory.py
 
 
+# IMDB test reviews run from 8 to 2,675 word-level tokens (303 over 1,024): the long tail
+IMDB_BUCKET_EDGES = [0, 128, 256, 384, 512, 768, 1024]
+
+
 @dataclass
 class EvalConfig:
-    # IMDB test reviews run from 8 to 2,675 word-level tokens (303 over 1,024): the long tail
-    bucket_edges: list[int] = field(default_factory=lambda: [0, 128, 256, 384, 512, 768, 1024])
+    # null: IMDB's edges on IMDB, else edges from the training lengths (metrics.default_edges)
+    bucket_edges: list[int] | None = None
+
+
+@dataclass
+class LossConfig:
+    # null: unweighted; auto: n / (classes * count) from the training counts; or a list
+    class_weights: Any = None
 
 
 @dataclass
@@ -183,6 +229,7 @@ class Config:
     optim: OptimConfig = MISSING
     trainer: TrainerConfig = MISSING
     eval: EvalConfig = field(default_factory=EvalConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     diagnostics: DiagnosticsConfig = field(default_factory=DiagnosticsConfig)
     seed: int = 0
 
@@ -242,7 +289,8 @@ _RULES = [
     ("diagnostics.length", lambda v: v > 0, "must be > 0"),
     (
         "eval.bucket_edges",
-        lambda v: len(v) > 0 and v[0] >= 0 and all(a < b for a, b in zip(v, v[1:])),
+        lambda v: v is None or (len(v) > 0 and v[0] >= 0
+                                and all(a < b for a, b in zip(v, v[1:]))),
         "must be non-negative and strictly increasing",
     ),
 ]
@@ -268,6 +316,24 @@ def validate(cfg) -> None:
     if cfg.model.variant != "vanilla" and cfg.model.encoder != "lstm":
         raise ConfigError(f"model.variant={cfg.model.variant} needs the custom LSTM (model=lstm), "
                           f"not model.encoder={cfg.model.encoder}")
+    _check_data(cfg)
     device = cfg.trainer.device
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"trainer.device={device!r} must be auto, cpu, cuda or cuda:N")
+
+
+def _check_data(cfg) -> None:
+    d, weights = cfg.data, cfg.loss.class_weights
+    if d.source == "hub" and d.name is None and d.hub_name is None:
+        raise ConfigError("data=hub needs data.name=DATASET (a hub name, a local dataset "
+                          "folder, or parquet|csv|json with data.data_files=...)")
+    if d.source == "files" and not d.train:
+        raise ConfigError("data=files needs data.train=PATH")
+    cols = [d.text_column] if isinstance(d.text_column, str) else list(d.text_column)
+    if not cols or not all(isinstance(c, str) and c for c in cols):
+        raise ConfigError(f"data.text_column={d.text_column!r} must be a column or a list")
+    if weights is not None and weights != "auto" and not (
+            OmegaConf.is_list(weights) and all(
+                isinstance(w, (int, float)) and w >= 0 for w in weights)):
+        raise ConfigError(f"loss.class_weights={weights!r} must be null, auto or a list of "
+                          "non-negative numbers, one per class")

@@ -7,7 +7,8 @@ JSONL file.
     python -m sentiment_lstm.evaluate --checkpoint best.ckpt --file x.jsonl --out results.json
     python -m sentiment_lstm.evaluate --checkpoint <run>/epoch00{7,8,9}.ckpt   # weights averaged
 
-Labels may be 0/1 or the checkpoint's label names (neg/pos). Writes a table to stdout and
+Labels are the checkpoint's label names (neg/pos for IMDB) or, where those are not integers,
+their indices (0/1). Writes a table to stdout and
 everything (per-length buckets with counts and 95% intervals too) to --out as JSON.
 `--predictions DIR/test_predictions.csv` (beside --out) keeps which reviews it got right, as a
 training run does, so that `compare` can pair two models review by review (McNemar).
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from sentiment_lstm.checkpoint import CheckpointError
 from sentiment_lstm.config import Truncate
-from sentiment_lstm.data import sources
+from sentiment_lstm.data import corpus, sources
 from sentiment_lstm.data.types import DataError
 from sentiment_lstm.evaluation.predictions import save_predictions
 from sentiment_lstm.evaluation.scoring import evaluate_texts
@@ -30,6 +31,18 @@ from sentiment_lstm.inference import load_classifier
 from sentiment_lstm.io import InputError, atomic_write_text, read_labeled
 from sentiment_lstm.reports.tables import format_report
 from sentiment_lstm.runtime.memory import reuse_freed_memory
+
+
+def _imdb_split(path: Path, d: dict, split: str) -> tuple[list[str], list[int]]:
+    """An IMDB split with the run's labels (sentiment or rating); validation as carved from
+    train by the run."""
+    source = sources.local_source(path)
+    limit = d.get("limit") if split == "val" else None
+    if d.get("imdb_label") == "rating":
+        source = sources.Source("imdb_ratings", source.location, "rating:" + source.fingerprint)
+        return corpus.load(source, val_fraction=d["val_fraction"], split_seed=d["split_seed"],
+                           limit=limit)[1][split]
+    return sources.load_splits(source, d["val_fraction"], d["split_seed"], limit)[split]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                          "validation reviews the run selected on, carved as in training); "
                          "default test")
     ap.add_argument("--data-path", help=f"IMDB tarball or folder (default ${sources.ENV_PATH})")
-    ap.add_argument("--text-column", default="text")
-    ap.add_argument("--label-column", default="label")
+    ap.add_argument("--text-column", nargs="+",
+                    help="text column(s), several joined with a newline (default: the run's "
+                         "data.text_column, else text)")
+    ap.add_argument("--label-column", help="default: the run's data.label_column, else label")
     ap.add_argument("--out", help="write the report as JSON here")
     ap.add_argument("--predictions", help="write which texts it got right here (CSV)")
     ap.add_argument("--batch-size", type=int, default=128)
@@ -67,18 +82,24 @@ def main(argv: list[str] | None = None) -> int:
         clf = load_classifier(args.checkpoint, args.device)
         clf.truncate = args.truncate or clf.truncate
         clf.max_len = args.max_len or clf.max_len
+        d = clf.config.get("data", {})
+        own_data = d.get("source") == "files" or (d.get("source") == "hub" and d.get("name"))
+        if not args.file and own_data:
+            if d.get("source") == "files" and d.get("test") and not args.split:
+                args.file = d["test"]  # the run's own test file
+            else:
+                raise InputError("this checkpoint was not trained on IMDB: pass --file "
+                                 "labeled.csv|.tsv|.jsonl")
         if args.file:
-            texts, labels = read_labeled(Path(args.file), clf.labels, args.text_column,
-                                         args.label_column)
+            texts, labels = read_labeled(Path(args.file), clf.labels,
+                                         args.text_column or d.get("text_column", "text"),
+                                         args.label_column or d.get("label_column", "label"))
         else:
             path = args.data_path or os.environ.get(sources.ENV_PATH)
             if not path:
                 raise InputError(f"the IMDB {split} split needs --data-path or "
                                  f"${sources.ENV_PATH}")
-            d = clf.config["data"]  # validation: as carved from train by the run
-            texts, labels = sources.load_splits(
-                sources.local_source(Path(path)), d["val_fraction"], d["split_seed"],
-                d.get("limit") if split == "val" else None)[split]
+            texts, labels = _imdb_split(Path(path), d, split)
         report, correct, lengths = evaluate_texts(clf, texts, labels, args.batch_size)
     except (CheckpointError, InputError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)

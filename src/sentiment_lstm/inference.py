@@ -11,10 +11,10 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from sentiment_lstm.checkpoint import CheckpointError, average_bundles, load_bundle
-from sentiment_lstm.config import EvalConfig
+from sentiment_lstm.config import IMDB_BUCKET_EDGES
 from sentiment_lstm.data.batching import BucketBatchSampler, batches, fed_lengths
 from sentiment_lstm.data.tokenizer import encode
-from sentiment_lstm.evaluation.metrics import bucket_names, bucketize
+from sentiment_lstm.evaluation.metrics import bucket_names, bucketize, predicted
 from sentiment_lstm.model.classifier import SentimentClassifier
 from sentiment_lstm.runtime.device import pick_device
 
@@ -29,7 +29,7 @@ class Classifier:
         self.encoder, self.seed = bundle["model_args"]["encoder"], self.config.get("seed")
         self.variant = bundle["model_args"].get("variant", "vanilla")  # older bundles: vanilla
         self.max_len, self.truncate = bundle["data"]["max_len"], bundle["data"]["truncate"]
-        self.edges = self.config.get("eval", {}).get("bucket_edges", EvalConfig().bucket_edges)
+        self.edges = self.config.get("eval", {}).get("bucket_edges") or IMDB_BUCKET_EDGES
         self.tokenizer = Tokenizer.from_str(bundle["tokenizer"])
         self.model = SentimentClassifier(**bundle["model_args"])
         try:
@@ -41,27 +41,34 @@ class Classifier:
 
     @torch.no_grad()
     def probabilities(self, texts: list[str], batch_size: int = 128) -> tuple[Tensor, Tensor]:
-        """P(positive) (N,) and token counts before truncation (N,), in input order."""
+        """Class probabilities (N, K) and token counts before truncation (N,), in input
+        order."""
         split = encode(self.tokenizer, texts)
-        probs = torch.empty(len(texts))
+        probs = torch.empty(len(texts), len(self.labels))
         sampler = BucketBatchSampler(split.lengths, batch_size, shuffle=False)
         for batch in batches(split, sampler, self.max_len, self.truncate):
             b = batch.to(self.device)
-            probs[batch.index] = self.model(b.tokens, b.lengths).softmax(-1)[:, 1].float().cpu()
+            probs[batch.index] = self.model(b.tokens, b.lengths).float().softmax(-1).cpu()
         return probs, split.lengths
 
     def predict(self, texts: list[str], batch_size: int = 128) -> list[dict]:
-        """One dict per text. Empty or whitespace-only text has no label and is flagged."""
+        """One dict per text: the label, `probs` {label: probability} for every class and, with
+        two classes, `prob_pos` (the second label's, IMDB's P(pos)). Empty or whitespace-only
+        text has no label and is flagged."""
         probs, lengths = self.probabilities(texts, batch_size)
         names = bucket_names(self.edges)
         buckets = bucketize(lengths, self.edges).tolist()
         cut = (lengths > fed_lengths(lengths, self.max_len, self.truncate)).tolist()
+        pred = predicted(probs).tolist()
         out = []
-        for text, p, n, k, c in zip(texts, probs.tolist(), lengths.tolist(), buckets, cut):
+        for i, (text, n, k, c) in enumerate(zip(texts, lengths.tolist(), buckets, cut)):
             empty = not text.strip()
-            out.append({"label": None if empty else self.labels[int(p >= 0.5)],
-                        "prob_pos": None if empty else round(p, 6), "tokens": n,
-                        "bucket": names[k], "truncated": c, "empty": empty})
+            row = {"label": None if empty else self.labels[pred[i]]}
+            if len(self.labels) == 2:
+                row["prob_pos"] = None if empty else round(probs[i, 1].item(), 6)
+            row["probs"] = None if empty else {
+                name: round(p, 6) for name, p in zip(self.labels, probs[i].tolist())}
+            out.append(row | {"tokens": n, "bucket": names[k], "truncated": c, "empty": empty})
         return out
 
 

@@ -121,23 +121,28 @@ def read_csv(path: str, columns: tuple[str, ...], delimiter: str = ",") -> list[
     return rows
 
 
-def read_labeled(path: Path, labels: list[str], text_col: str = "text",
+def read_labeled(path: Path, labels: list[str], text_col: str | list[str] = "text",
                  label_col: str = "label") -> tuple[list[str], list[int]]:
-    """(texts, label indices) from a CSV with a header or a JSONL file; a label is one of
-    `labels` (case-insensitive) or its index."""
+    """(texts, label indices) from a CSV (TSV for .tsv) with a header or a JSONL file; the
+    text is one column or several joined with a newline. A label is one of `labels`
+    (case-insensitive), or its index when the label names are not integers themselves."""
+    cols = (text_col,) if isinstance(text_col, str) else tuple(text_col)
     if path.suffix == ".jsonl":
-        rows = read_jsonl(str(path), (text_col, label_col), (text_col,))
+        rows = read_jsonl(str(path), (*cols, label_col), cols)
     else:
-        rows = read_csv(str(path), (text_col, label_col))
-    names = {name: i for i, name in enumerate(labels)} | {str(i): i for i in range(len(labels))}
+        rows = read_csv(str(path), (*cols, label_col), "\t" if path.suffix == ".tsv" else ",")
+    names = {name.lower(): i for i, name in enumerate(labels)}
+    if not all(re.fullmatch(r"[+-]?\d+", n) for n in labels):
+        names |= {str(i): i for i in range(len(labels))}
     texts, ys = [], []
     for i, row in enumerate(rows, 1):
         if row[label_col] is None:
             raise InputError(f"{path}: row {i} has no {label_col!r} value")
         y = str(row[label_col]).strip().lower()
+        y = str(int(y)) if re.fullmatch(r"[+-]?\d+", y) else y
         if y not in names:
             raise InputError(f"{path}: row {i} has unknown label {row[label_col]!r} "
                              f"(expected one of {', '.join(names)})")
-        texts.append(str(row[text_col]))
+        texts.append("\n".join(str(row[c]) for c in cols if row[c]))
         ys.append(names[y])
     return texts, ys

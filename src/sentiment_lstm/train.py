@@ -20,11 +20,12 @@ from omegaconf import DictConfig
 from sentiment_lstm.checkpoint import CheckpointError
 from sentiment_lstm.config import STAMP_ENV, ConfigError, register
 from sentiment_lstm.data.types import DataError
+from sentiment_lstm.io import InputError
 from sentiment_lstm.overrides import check
 from sentiment_lstm.runtime import distributed
 from sentiment_lstm.training.trainer import Interrupted, TrainingError, fit
 
-ERRORS = (ConfigError, DataError, CheckpointError, TrainingError)
+ERRORS = (ConfigError, DataError, InputError, CheckpointError, TrainingError)
 
 
 class JobFailed(CompactHydraException):

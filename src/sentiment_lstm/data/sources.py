@@ -1,5 +1,5 @@
-"""IMDB sources (aclImdb folder or tarball, Hugging Face hub, official download) and the
-splits."""
+"""Where the data is (IMDB's aclImdb folder or tarball, the hub, the official download;
+labeled files; any hub dataset) and IMDB's reader and splits."""
 
 import json
 import lzma
@@ -25,7 +25,8 @@ _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 
 @dataclass(frozen=True)
 class Source:
-    kind: str  # "local" (folder or tarball), "hub" or "synthetic"
+    kind: str  # "local" (IMDB folder or tarball), "hub", "synthetic", "imdb_ratings",
+    # "files" or "dataset" (any hub dataset); the last two hold a JSON spec as location
     location: str
     fingerprint: str  # cheap identity of the data, for the encoding cache
 
@@ -73,8 +74,53 @@ def _downloaded_copy(cfg) -> Path:
     return Path(cfg.cache_dir).expanduser() / name
 
 
+def is_imdb(cfg) -> bool:
+    """Whether cfg.source reads IMDB (sentiment or ratings), whose length buckets are fixed."""
+    return cfg.source in ("auto", "local", "download") or (cfg.source == "hub" and
+                                                          cfg.name is None)
+
+
+def _spec(cfg, *keys: str) -> dict:
+    from omegaconf import OmegaConf  # the spec is plain data: JSON in the Source
+
+    return {k: OmegaConf.to_container(cfg[k]) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in keys}
+
+
+def _files_source(cfg) -> Source:
+    if not cfg.train:
+        raise DataError("data.source=files needs data.train=PATH (and optionally "
+                        "data.validation=PATH, data.test=PATH)")
+    spec = _spec(cfg, "train", "validation", "test", "text_column", "label_column")
+    spec["format"] = str(cfg.format)
+    prints = [_file_fingerprint(Path(p).expanduser()) if Path(p).expanduser().is_file() else p
+              for p in (cfg.train, cfg.validation, cfg.test) if p]
+    blob = json.dumps(spec, sort_keys=True)
+    return Source("files", blob, f"files:{blob}:{';'.join(prints)}")
+
+
+def _dataset_source(cfg) -> Source:
+    spec = _spec(cfg, "name", "config", "data_files", "splits", "text_column", "label_column")
+    files = spec["data_files"] or {}
+    prints = [_file_fingerprint(Path(p)) for p in
+              (files.values() if isinstance(files, dict) else [files]) if Path(p).is_file()]
+    blob = json.dumps(spec, sort_keys=True)
+    return Source("dataset", blob, f"dataset:{blob}:{';'.join(prints)}")
+
+
 def locate(cfg) -> Source:
     """Find the data named by cfg.source without reading it (downloading it if asked to)."""
+    if cfg.source == "files":
+        return _files_source(cfg)
+    if cfg.source == "hub" and cfg.name is not None:
+        return _dataset_source(cfg)
+    source = _locate_imdb(cfg)
+    if cfg.imdb_label == "rating":  # the same reviews, another label: another cache entry
+        return Source("imdb_ratings", source.location, "rating:" + source.fingerprint)
+    return source
+
+
+def _locate_imdb(cfg) -> Source:
     if cfg.source == "synthetic":
         spec = json.dumps({**cfg.synthetic, "seed": cfg.split_seed}, sort_keys=True)
         return Source("synthetic", spec, f"synthetic:{spec}")
@@ -124,14 +170,23 @@ def read(source: Source) -> dict[str, Texts]:
         return _read_hub(source.location)
     if source.kind == "synthetic":
         return synthetic_long(**json.loads(source.location))
+    return {s: (texts, [r[1] for r in rows]) for s, (texts, rows) in _imdb(source).items()}
+
+
+def read_ratings(source: Source) -> dict[str, tuple[list[str], list[int]]]:
+    """IMDB's reviews in read()'s order with their star rating (1-4, 7-10) as the label."""
+    return {s: (texts, [r[4] for r in rows]) for s, (texts, rows) in _imdb(source).items()}
+
+
+def _imdb(source: Source) -> dict[str, tuple[list[str], list[tuple]]]:
     path = Path(source.location)
     rows = _read_folder(path) if path.is_dir() else _read_tarball(path)
-    out: dict[str, Texts] = {}
+    out = {}
     for split in ("train", "test"):
-        picked = sorted(r for r in rows if r[0] == split)  # (split, label, id, text)
+        picked = sorted(r for r in rows if r[0] == split)  # (split, label, id, text, rating)
         if {r[1] for r in picked} != {0, 1}:
             raise DataError(f"{path}: no {split} reviews of both labels in aclImdb/{split}/pos|neg")
-        out[split] = ([r[3] for r in picked], [r[1] for r in picked])
+        out[split] = ([r[3] for r in picked], picked)
     return out
 
 
@@ -139,8 +194,10 @@ def _row(name: str, raw: bytes) -> tuple | None:
     m = _MEMBER.search(name)
     if m is None:
         return None
-    split, label, review_id, _ = m.groups()
-    return split, LABELS.index(label), int(review_id), raw.decode("utf-8", errors="replace")
+    split, label, review_id, rating = m.groups()
+    # (split, label, id) is unique, so sorting rows never compares the text or the rating
+    return (split, LABELS.index(label), int(review_id), raw.decode("utf-8", errors="replace"),
+            int(rating))
 
 
 # The compressions tarfile reads, by the magic bytes a file starts with.

@@ -13,7 +13,7 @@ import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from torch import Tensor
 
-from sentiment_lstm.data import sources
+from sentiment_lstm.data import corpus, sources
 from sentiment_lstm.io import atomic_save
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
@@ -65,12 +65,15 @@ def encode(tok: Tokenizer, texts: list[str], labels: list[int] | None = None) ->
 def _cache_key(source: sources.Source, cfg) -> str:
     keys = ("val_fraction", "split_seed", "limit", "tokenizer", "vocab_size", "min_frequency")
     settings = {k: str(cfg[k]) for k in keys}
+    if cfg.get("labels") is not None:  # only when set, so IMDB's keys stay as they were
+        settings["labels"] = str(list(cfg.labels))
     blob = json.dumps([CACHE_VERSION, source.fingerprint, settings], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit]]:
-    """Tokenizer and encoded train/val/test for a DataConfig, from the cache when it has them."""
+def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit], list[str]]:
+    """Tokenizer, encoded train/val[/test] and the label names for a DataConfig, from the
+    cache when it has them."""
     source = sources.locate(cfg)
     path = Path(cfg.cache_dir).expanduser() / f"encoded-{_cache_key(source, cfg)}.pt"
     if path.exists():
@@ -78,21 +81,23 @@ def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit]]:
             blob = torch.load(path, weights_only=True)
             log.info("encoded splits from cache %s", path)
             return Tokenizer.from_str(blob["tokenizer"]), {
-                name: EncodedSplit(**tensors) for name, tensors in blob["splits"].items()}
+                name: EncodedSplit(**tensors) for name, tensors in blob["splits"].items()
+            }, blob.get("labels", list(sources.LABELS))
         except Exception as e:  # a damaged cache is rebuilt, never trusted
             log.warning("rebuilding the encoded-split cache %s: unreadable (%s)", path,
                         _one_line(e))
     start = time.perf_counter()
-    texts = sources.load_splits(source, cfg.val_fraction, cfg.split_seed, cfg.limit)
+    labels, texts = corpus.load(source, val_fraction=cfg.val_fraction, split_seed=cfg.split_seed,
+                                limit=cfg.limit, labels=cfg.get("labels"))
     log.info("read %s in %.1fs", source.location, time.perf_counter() - start)
     tok = build_tokenizer(texts["train"][0], model=cfg.tokenizer, vocab_size=cfg.vocab_size,
                           min_frequency=cfg.min_frequency)
     splits = {name: encode(tok, *pair) for name, pair in texts.items()}
     log.info("read and tokenized in %.1fs (vocab %d)", time.perf_counter() - start,
              tok.get_vocab_size())
-    atomic_save({"tokenizer": tok.to_str(),
+    atomic_save({"tokenizer": tok.to_str(), "labels": labels,
                  "splits": {n: vars(s) for n, s in splits.items()}}, path)
-    return tok, splits
+    return tok, splits, labels
 
 
 def _one_line(e: BaseException) -> str:

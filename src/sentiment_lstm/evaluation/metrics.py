@@ -53,15 +53,49 @@ def accuracy_by_length(correct: Tensor, lengths: Tensor, edges: list[int]) -> di
     return table
 
 
-def binary_report(pred: Tensor, labels: Tensor) -> dict:
-    """Accuracy, precision / recall / F1 of the positive class (1), and the confusion matrix
-    as rows = true label, columns = predicted label."""
-    tp = int(((pred == 1) & (labels == 1)).sum())
-    fp = int(((pred == 1) & (labels == 0)).sum())
-    fn = int(((pred == 0) & (labels == 1)).sum())
-    tn = int(((pred == 0) & (labels == 0)).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"n": len(labels), "acc": (tp + tn) / max(len(labels), 1), "precision": precision,
-            "recall": recall, "f1": f1, "confusion": [[tn, fp], [fn, tp]]}
+def classification_report(pred: Tensor, labels: Tensor, names: list[str]) -> dict:
+    """Accuracy, macro-F1 (the unweighted mean of the classes' F1), per class precision /
+    recall / F1 / n, and the N x N confusion matrix, rows = true label, columns = predicted.
+    Two classes add the precision / recall / F1 of the second class (the positive one)."""
+    k = len(names)
+    confusion = torch.bincount(labels * k + pred, minlength=k * k).reshape(k, k)  # (K, K)
+    tp = confusion.diag()
+    predicted, actual = confusion.sum(0), confusion.sum(1)
+    per_class = {}
+    for i, name in enumerate(names):
+        p = tp[i].item() / predicted[i].item() if predicted[i] else 0.0
+        r = tp[i].item() / actual[i].item() if actual[i] else 0.0
+        per_class[name] = {"precision": p, "recall": r, "n": int(actual[i]),
+                           "f1": 2 * p * r / (p + r) if p + r else 0.0}
+    report = {"n": len(labels), "acc": tp.sum().item() / max(len(labels), 1),
+              "macro_f1": sum(c["f1"] for c in per_class.values()) / k,
+              "per_class": per_class, "confusion": confusion.tolist()}
+    if k == 2:
+        report |= {key: per_class[names[1]][key] for key in ("precision", "recall", "f1")}
+    return report
+
+
+def _nice(x: float) -> int:
+    """x rounded to one significant digit of 1, 2, 3, 4, 5, 6 or 8 (37 -> 40, 1234 -> 1000)."""
+    if x < 1:
+        return 1
+    power = 10 ** math.floor(math.log10(x))
+    return int(min((m * power for m in (1, 2, 3, 4, 5, 6, 8, 10)), key=lambda e: abs(e - x)))
+
+
+def default_edges(lengths: Tensor, buckets: int = 5) -> list[int]:
+    """Bucket edges for a corpus without fixed ones: 0 and the training lengths' quantiles
+    (20%, 40%, ... for 5 buckets) rounded to nice numbers, so each bucket holds about a fair
+    share of the texts and the names read well."""
+    qs = torch.quantile(lengths.double(), torch.linspace(0, 1, buckets + 1)[1:-1].double())
+    edges = [0]
+    for e in map(_nice, qs.tolist()):
+        if e > edges[-1]:
+            edges.append(e)
+    return edges
+
+
+def predicted(probs: Tensor) -> Tensor:
+    """(N,) class of each row of (N, K) probabilities: the most likely; with two classes the
+    second wins a tie at 0.5, as it always has."""
+    return (probs[:, 1] >= 0.5).long() if probs.shape[1] == 2 else probs.argmax(1)

@@ -7,7 +7,11 @@ import torch.nn.functional as F
 from sentiment_lstm.checkpoint import load_bundle
 from sentiment_lstm.data.batching import BucketBatchSampler, batches, fed_lengths
 from sentiment_lstm.data.tokenizer import EncodedSplit
-from sentiment_lstm.evaluation.metrics import accuracy_by_length, binary_report
+from sentiment_lstm.evaluation.metrics import (
+    accuracy_by_length,
+    classification_report,
+    predicted,
+)
 from sentiment_lstm.model.classifier import SentimentClassifier
 from sentiment_lstm.runtime import distributed
 from sentiment_lstm.runtime.device import autocast
@@ -19,14 +23,14 @@ EVAL_BATCH = 256
 def evaluate_split(model: SentimentClassifier, split: EncodedSplit, max_len: int,
                    truncate: str, device: torch.device,
                    precision: str = "fp32") -> tuple[float, torch.Tensor]:
-    """Mean loss and a (N,) bool tensor of which reviews were classified right, in split order.
+    """Mean loss and the (N,) predicted class of each review, in split order.
 
     Under torchrun each rank scores its own shard and the sums are all-reduced, so every rank
     returns the same numbers.
     """
     was_training = model.training
     model.eval()
-    correct = torch.zeros(len(split), dtype=torch.int32)
+    pred = torch.zeros(len(split), dtype=torch.int64)
     total = torch.zeros(1, dtype=torch.float64)
     sampler = BucketBatchSampler(split.lengths, EVAL_BATCH, shuffle=False,
                                  rank=distributed.rank(), world=distributed.world())
@@ -35,26 +39,28 @@ def evaluate_split(model: SentimentClassifier, split: EncodedSplit, max_len: int
         with autocast(device, precision):
             logits = model(b.tokens, b.lengths).float()
         total += F.cross_entropy(logits, b.labels, reduction="sum").item()
-        correct[batch.index] = (logits.argmax(1) == b.labels).int().cpu()
+        pred[batch.index] = logits.argmax(1).cpu()
     model.train(was_training)
-    distributed.all_reduce(correct)
+    distributed.all_reduce(pred)  # each review is scored on one rank, zero on the others
     distributed.all_reduce(total)
-    return total.item() / len(split), correct.bool()
+    return total.item() / len(split), pred
 
 
 def test_checkpoint(path, test: EncodedSplit, cfg,
                     device: torch.device) -> tuple[dict, torch.Tensor]:
-    """A checkpoint's test loss and accuracy, overall and per review length (cfg: the run's),
-    and which reviews it got right."""
+    """A checkpoint's test loss, accuracy, macro-F1, per class scores and confusion matrix,
+    accuracy per review length (cfg: the run's), and which reviews it got right."""
     best = distributed.gather(load_bundle(path) if distributed.rank() == 0
                               else None)[0]  # only rank 0's disk is sure to hold it
     model = SentimentClassifier(**best["model_args"])
     model.load_state_dict(best["state_dict"])
     model.to(device)
-    loss, correct = evaluate_split(model, test, cfg.data.max_len, cfg.data.truncate, device,
-                                   cfg.trainer.precision)
-    return {"acc": correct.float().mean().item(), "loss": loss, "n": len(test),
-            "best_epoch": best["epoch"],
+    loss, pred = evaluate_split(model, test, cfg.data.max_len, cfg.data.truncate, device,
+                                cfg.trainer.precision)
+    correct = pred == test.labels
+    report = classification_report(pred, test.labels, best["labels"])
+    return {"acc": report.pop("acc"), "loss": loss, "n": report.pop("n"),
+            "best_epoch": best["epoch"], **report,
             "acc_by_len": accuracy_by_length(correct, test.lengths,
                                              list(cfg.eval.bucket_edges))}, correct
 
@@ -64,9 +70,9 @@ def evaluate_texts(clf, texts: list[str], labels: list[int],
     """The report, which texts were classified right and their token counts (the last two are
     what a training run keeps in test_predictions.csv)."""
     probs, lengths = clf.probabilities(texts, batch_size)
-    y = torch.tensor(labels)
-    pred = (probs >= 0.5).long()
-    report = binary_report(pred, y)
+    y = torch.tensor(labels, dtype=torch.int64)
+    pred = predicted(probs)
+    report = classification_report(pred, y, clf.labels)
     report["acc_by_len"] = accuracy_by_length(pred == y, lengths, clf.edges)
     report["truncated"] = int((lengths > fed_lengths(lengths, clf.max_len, clf.truncate)).sum())
     return report, pred == y, lengths

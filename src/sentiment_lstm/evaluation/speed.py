@@ -93,7 +93,7 @@ def bench_data(path: str) -> tuple[dict, tuple]:
         seconds = []
         for _ in range(2):
             t = time.perf_counter()
-            tok, splits = prepare(cfg)
+            tok, splits, _ = prepare(cfg)
             seconds.append(time.perf_counter() - t)
     sampler = BucketBatchSampler(fed_lengths(splits["train"].lengths, cfg.max_len, cfg.truncate),
                                  cfg.batch_size, cfg.pool_batches)

@@ -15,7 +15,7 @@ import torch
 from sentiment_lstm.data.tokenizer import EncodedSplit
 from sentiment_lstm.evaluation.explain import running_prediction
 from sentiment_lstm.evaluation.failures import confidently_wrong, fed_ids, split_probabilities
-from sentiment_lstm.evaluation.metrics import binary_report
+from sentiment_lstm.evaluation.metrics import classification_report
 from sentiment_lstm.inference import load_classifier
 from sentiment_lstm.reports.tracking import Tracker
 
@@ -67,7 +67,7 @@ def where_it_fails(tracker: Tracker, checkpoint: str | Path, splits: dict[str, E
     test = splits["test"]
     probs = split_probabilities(clf.model, test, clf.max_len, clf.truncate, clf.device)
     tracker.pr_curves("test", test.labels, probs, clf.labels, step)
-    report = binary_report(probs.argmax(1), test.labels)
+    report = classification_report(probs.argmax(1), test.labels, clf.labels)
     tracker.confusion("test", report["confusion"], clf.labels, step)
     val = splits["val"]
     val_probs = split_probabilities(clf.model, val, clf.max_len, clf.truncate, clf.device)

@@ -30,7 +30,7 @@ def find_results(paths: list[str]) -> list[dict]:
             if result.get("data") == "imdb/test" and "encoder" in result:  # evaluate's report
                 result = {"encoder": result["encoder"], "seed": result["seed"], "test": result,
                           "variant": result.get("variant", "vanilla")}
-            if {"encoder", "test"} <= set(result):
+            if "encoder" in result and result.get("test"):  # a run without test: "test": null
                 predictions = f.with_name("test_predictions.csv")
                 if predictions.is_file():
                     result["predictions"] = load_predictions(predictions)
@@ -121,12 +121,18 @@ def paired(results: list[dict]) -> str:
 
 
 def format_report(report: dict, labels: list[str]) -> str:
-    lines = [f"accuracy {100 * report['acc']:.2f}%  (n={report['n']})",
-             f"precision {report['precision']:.4f}  recall {report['recall']:.4f}  "
-             f"f1 {report['f1']:.4f}  (positive = {labels[1]})",
-             "", f"confusion (rows true, columns predicted: {labels[0]}, {labels[1]})"]
-    lines += [f"  {labels[i]:>5} {row[0]:>7} {row[1]:>7}" for i, row in
-              enumerate(report["confusion"])]
+    """evaluate's console report: accuracy and macro-F1, per class precision / recall / F1,
+    the confusion matrix and accuracy per length bucket."""
+    w = max(7, *map(len, labels))
+    lines = [f"accuracy {100 * report['acc']:.2f}%  macro-F1 {report['macro_f1']:.4f}  "
+             f"(n={report['n']})", "",
+             f"{'class':>{w}} {'n':>7} {'precision':>9} {'recall':>7} {'f1':>7}"]
+    lines += [f"{name:>{w}} {c['n']:>7} {c['precision']:>9.4f} {c['recall']:>7.4f} "
+              f"{c['f1']:>7.4f}" for name, c in report["per_class"].items()]
+    lines += ["", "confusion (rows true, columns predicted)",
+              " " * (w + 2) + " ".join(f"{name:>{w}}" for name in labels)]
+    lines += [f"  {labels[i]:>{w}} " + " ".join(f"{v:>{w}}" for v in row)
+              for i, row in enumerate(report["confusion"])]
     lines += ["", f"{'length':>10} {'n':>6} {'acc %':>7}  95% interval"]
     for bucket, row in report["acc_by_len"].items():
         if row["n"]:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from sentiment_lstm import __version__
 from sentiment_lstm.checkpoint import CheckpointError, make_bundle
-from sentiment_lstm.config import validate
+from sentiment_lstm.config import IMDB_BUCKET_EDGES, validate
 from sentiment_lstm.data.batching import (
     Batch,
     BucketBatchSampler,
@@ -28,8 +28,11 @@ from sentiment_lstm.data.batching import (
     padding_fraction,
     truncation_stats,
 )
+from sentiment_lstm.data.labels import class_weights
+from sentiment_lstm.data.sources import is_imdb
 from sentiment_lstm.data.tokenizer import prepare
 from sentiment_lstm.evaluation.diagnostics import probe, probe_batch
+from sentiment_lstm.evaluation.metrics import classification_report, default_edges
 from sentiment_lstm.evaluation.predictions import save_predictions
 from sentiment_lstm.evaluation.scoring import evaluate_split, test_checkpoint
 from sentiment_lstm.io import atomic_save, atomic_write_text
@@ -120,13 +123,19 @@ class Trainer:
     def setup_data(self) -> None:
         d = self.cfg.data
         with distributed.main_first():  # one rank tokenizes and caches, the others read it
-            self.tokenizer, self.splits = prepare(d)
+            self.tokenizer, self.splits, self.labels = prepare(d)
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.tokenizer.save(str(self.out / "tokenizer.json"))
         self.prepare_s = time.perf_counter() - self.start
-        log.info("data ready in %.1fs: %s", self.prepare_s,
-                 {k: len(v) for k, v in self.splits.items()})
+        log.info("data ready in %.1fs: %s; %d classes %s", self.prepare_s,
+                 {k: len(v) for k, v in self.splits.items()}, len(self.labels), self.labels)
+        if self.cfg.eval.bucket_edges is None:  # the run's config, saved with its checkpoints
+            self.cfg.eval.bucket_edges = IMDB_BUCKET_EDGES if is_imdb(d) else default_edges(
+                self.splits["train"].lengths)
+        weights = class_weights(self.splits["train"].labels.tolist(), len(self.labels),
+                                self.cfg.loss.class_weights)
+        self.class_weight = None if weights is None else torch.tensor(weights)
         self.sampler = BucketBatchSampler(
             fed_lengths(self.splits["train"].lengths, d.max_len, d.truncate), d.batch_size,
             d.pool_batches, shuffle=True, seed=self.cfg.seed, rank=self.rank, world=self.world)
@@ -134,7 +143,10 @@ class Trainer:
     def setup_model(self) -> None:
         cfg = self.cfg
         self.model_args = {"vocab_size": self.tokenizer.get_vocab_size(),
-                           **OmegaConf.to_container(cfg.model, enum_to_str=True)}
+                           **OmegaConf.to_container(cfg.model, enum_to_str=True),
+                           "num_classes": len(self.labels)}
+        if self.class_weight is not None:
+            self.class_weight = self.class_weight.to(self.device)
         self.model = SentimentClassifier(**self.model_args).to(self.device)
         self.net = self.model  # what the training step calls: DDP's wrapper under torchrun
         if self.world > 1:  # DDP starts every rank from rank 0's weights, averages gradients
@@ -267,12 +279,12 @@ class Trainer:
                                 device=self.device, requires_grad=True)
         with autocast(self.device, precision):
             logits = self.net(b.tokens, b.lengths, noise).float()
-        loss = F.cross_entropy(logits, b.labels)
+        loss = F.cross_entropy(logits, b.labels, weight=self.class_weight)
         loss.backward()
         if eps:
             with autocast(self.device, precision):
                 adv = self.net(b.tokens, b.lengths, adversarial_noise(noise.grad, eps)).float()
-            F.cross_entropy(adv, b.labels).backward()
+            F.cross_entropy(adv, b.labels, weight=self.class_weight).backward()
         return logits, loss
 
     def skip_batch(self) -> None:
@@ -299,17 +311,19 @@ class Trainer:
 
     def validate(self, epoch_start: float) -> None:
         d, s = self.cfg.data, self.state
-        val_loss, val_correct = evaluate_split(self.model, self.splits["val"], d.max_len,
-                                               d.truncate, self.device,
-                                               self.cfg.trainer.precision)
-        val_acc = val_correct.float().mean().item()
-        self.tracker.scalars({"val/loss": val_loss, "val/acc": val_acc}, s.step)
+        val = self.splits["val"]
+        val_loss, pred = evaluate_split(self.model, val, d.max_len, d.truncate, self.device,
+                                        self.cfg.trainer.precision)
+        val_acc = (pred == val.labels).float().mean().item()
+        val_f1 = classification_report(pred, val.labels, self.labels)["macro_f1"]
+        self.tracker.scalars({"val/loss": val_loss, "val/acc": val_acc,
+                              "val/macro_f1": val_f1}, s.step)
         s.history.append({"epoch": s.epoch, "step": s.step, "train_loss": s.sums.mean_loss(),
                           "train_acc": s.sums.accuracy(), "val_loss": val_loss,
-                          "val_acc": val_acc})
-        log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0fs",
-                 s.epoch, s.sums.mean_loss(), s.sums.accuracy(), val_loss, val_acc,
-                 time.perf_counter() - epoch_start)
+                          "val_acc": val_acc, "val_macro_f1": val_f1})
+        log.info("epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f macro-F1 %.4f "
+                 "| %.0fs", s.epoch, s.sums.mean_loss(), s.sums.accuracy(), val_loss, val_acc,
+                 val_f1, time.perf_counter() - epoch_start)
         if val_acc > s.best_acc:
             s.best_acc, s.best_epoch = val_acc, s.epoch
             self.save_best(epoch=s.epoch, step=s.step, val_acc=val_acc)
@@ -319,7 +333,8 @@ class Trainer:
 
     # -- save ------------------------------------------------------------------------------
     def bundle(self, **extra) -> dict:
-        return make_bundle(self.model, self.model_args, self.tokenizer, self.cfg, **extra)
+        return make_bundle(self.model, self.model_args, self.tokenizer, self.cfg, self.labels,
+                           **extra)
 
     def save_last(self) -> None:
         """The resumable last.ckpt. Called on every rank: it gathers each rank's RNG state."""
@@ -350,12 +365,19 @@ class Trainer:
         result, correct = test_checkpoint(self.out / "best.ckpt", test, self.cfg, self.device)
         if self.is_main:
             save_predictions(correct, test.lengths, self.out / "test_predictions.csv")
-        self.tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"]}, step)
+        self.tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"],
+                              "test/macro_f1": result["macro_f1"],
+                              **{f"test/f1_by_class/{name}": c["f1"]
+                                 for name, c in result["per_class"].items()}}, step)
         self.tracker.by_length("test", result["acc_by_len"], step)
         where_it_fails(self.tracker, self.out / "best.ckpt", self.splits, self.device, step)
-        log.info("test acc %.4f; by length: %s", result["acc"],
+        log.info("test acc %.4f macro-F1 %.4f; by length: %s", result["acc"], result["macro_f1"],
                  {k: (round(v["acc"], 4), v["n"]) for k, v in result["acc_by_len"].items()})
         return result
+
+    def best_val_f1(self) -> float | None:
+        return next((h.get("val_macro_f1") for h in self.state.history
+                     if h["epoch"] == self.state.best_epoch), None)
 
     def finish(self) -> dict:
         cfg, s = self.cfg, self.state
@@ -363,14 +385,19 @@ class Trainer:
                    "variant": self.model_args.get("variant", "vanilla"),
                    "seed": cfg.seed, "params": self.n_params, "device": str(self.device),
                    "processes": self.world, "precision": str(cfg.trainer.precision),
-                   "best_epoch": s.best_epoch, "val": {"acc": s.best_acc},
+                   "labels": self.labels, "best_epoch": s.best_epoch,
+                   "val": {"acc": s.best_acc, "macro_f1": self.best_val_f1()},
                    "data": self.data_stats, "history": s.history,
                    "skipped_batches": s.skipped,
                    "timing": {"prepare_s": self.prepare_s, "train_s": s.train_time,
                               "train_tokens_per_s": s.train_tokens / max(s.train_time, 1e-9)}}
         self.tracker.scalars({"val/best_acc": s.best_acc}, s.step)
         metrics = {"val/best_acc": s.best_acc}
-        if cfg.trainer.test:
+        if cfg.trainer.test and "test" not in self.splits:
+            results["test"], results["test_skipped"] = None, "the data has no test split"
+            log.info("no test: the data has no test split (data.test=PATH or "
+                     "data.splits.test=NAME gives one)")
+        elif cfg.trainer.test:
             results["test"] = self.test()
             metrics["test/acc"] = results["test"]["acc"]
         results["timing"]["total_s"] = self.elapsed_s()
@@ -381,5 +408,5 @@ class Trainer:
                               "data.max_len": cfg.data.max_len, "seed": cfg.seed}, metrics)
         self.tracker.close()
         log.info("results in %s: %s", self.out / "results.json",
-                 {k: results[k]["acc"] for k in ("val", "test") if k in results})
+                 {k: results[k]["acc"] for k in ("val", "test") if results.get(k)})
         return results

@@ -1,0 +1,57 @@
+"""Any source's labeled splits: train, validation (given, or carved from train: stratified,
+seeded) and test (only when the source has one), with the run's label names."""
+
+import json
+
+from sentiment_lstm.data import files, hub, sources
+from sentiment_lstm.data.labels import encode_splits
+from sentiment_lstm.data.types import LABELS, DataError, RawTexts, Texts
+
+SPLITS = ("train", "validation", "test")
+
+
+def _read(source: sources.Source) -> tuple[dict[str, RawTexts], list | None, dict[str, str]]:
+    """The raw splits, the label names the source declares (None: take them from training)
+    and, per split, where it came from (for messages)."""
+    if source.kind == "files":
+        spec = json.loads(source.location)
+        raw = {s: files.read_split(spec[s], spec["format"], spec["text_column"],
+                                   spec["label_column"]) for s in SPLITS if spec[s]}
+        return raw, None, {s: str(spec[s]) for s in raw}
+    if source.kind == "dataset":
+        spec = json.loads(source.location)
+        raw, declared = hub.read(spec, sources._resolves)
+        if "train" not in raw:
+            raise DataError(f"dataset {spec['name']!r}: data.splits.train must name a split")
+        return raw, declared, {s: f"dataset {spec['name']!r} split {spec['splits'][s]!r}"
+                               for s in raw}
+    raw = sources.read_ratings(source)
+    return raw, None, {s: f"{source.location} ({s})" for s in raw}
+
+
+def load(source: sources.Source, *, val_fraction: float, split_seed: int,
+         limit: int | None = None, labels: list | None = None
+         ) -> tuple[list[str], dict[str, Texts]]:
+    """(label names, {"train", "val"[, "test"]}), each split cut to `limit` if given
+    (stratified). IMDB's sentiment splits are sources.load_splits' exactly."""
+    if source.kind in ("local", "hub", "synthetic"):
+        return list(LABELS), sources.load_splits(source, val_fraction, split_seed, limit)
+    raw, declared, where = _read(source)
+    names, enc = encode_splits(raw, labels if labels is not None else declared, where)
+    if "validation" in enc:
+        splits = {"train": enc["train"], "val": enc["validation"]}
+    else:
+        train_idx, val_idx = sources.stratified_split(enc["train"][1], val_fraction, split_seed)
+        splits = {"train": sources._take(enc["train"], train_idx),
+                  "val": sources._take(enc["train"], val_idx)}
+        if len(set(splits["train"][1])) < 2 or not val_idx:
+            raise DataError(f"{where['train']}: too few rows to carve a validation split "
+                            f"(data.val_fraction={val_fraction}); give data.validation=PATH")
+    if "test" in enc:
+        splits["test"] = enc["test"]
+    if limit is not None:
+        for name, data in splits.items():
+            if limit < len(data[1]):
+                _, held = sources.stratified_split(data[1], limit / len(data[1]), split_seed)
+                splits[name] = sources._take(data, held)
+    return names, splits
