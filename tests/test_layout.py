@@ -12,8 +12,8 @@ from helpers import ROOT
 
 PACKAGE = ROOT / "src" / "sentiment_lstm"
 # Library stages, earliest first: a module may import its own stage or an earlier one.
-STAGES = ["io", "config", "runtime", "data", "model", "checkpoint", "evaluation", "inference",
-          "reports", "sharing", "training"]
+STAGES = ["io", "choices", "config", "overrides", "runtime", "data", "model", "checkpoint",
+          "evaluation", "inference", "reports", "sharing", "training"]
 # The modules pyproject.toml's [project.scripts] names: `sentiment-lstm-x = "module:main"`.
 ENTRY_POINTS = set(re.findall(r'^sentiment-lstm-[\w-]+ = "([\w.]+):main"$',
                               (ROOT / "pyproject.toml").read_text(), re.MULTILINE))

@@ -22,27 +22,15 @@ import sys
 from pathlib import Path
 
 from sentiment_lstm.checkpoint import CheckpointError
-from sentiment_lstm.config import Truncate
+from sentiment_lstm.choices import Truncate
 from sentiment_lstm.data import corpus, sources
 from sentiment_lstm.data.types import DataError
 from sentiment_lstm.evaluation.predictions import save_predictions
 from sentiment_lstm.evaluation.scoring import evaluate_texts
 from sentiment_lstm.inference import load_classifier
-from sentiment_lstm.io import InputError, atomic_write_text, read_labeled
+from sentiment_lstm.io import InputError, atomic_write_text
 from sentiment_lstm.reports.tables import format_report
 from sentiment_lstm.runtime.memory import reuse_freed_memory
-
-
-def _imdb_split(path: Path, d: dict, split: str) -> tuple[list[str], list[int]]:
-    """An IMDB split with the run's labels (sentiment or rating); validation as carved from
-    train by the run."""
-    source = sources.local_source(path)
-    limit = d.get("limit") if split == "val" else None
-    if d.get("imdb_label") == "rating":
-        source = sources.Source("imdb_ratings", source.location, "rating:" + source.fingerprint)
-        return corpus.load(source, val_fraction=d["val_fraction"], split_seed=d["split_seed"],
-                           limit=limit)[1][split]
-    return sources.load_splits(source, d["val_fraction"], d["split_seed"], limit)[split]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,23 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         clf.truncate = args.truncate or clf.truncate
         clf.max_len = args.max_len or clf.max_len
         d = clf.config.get("data", {})
-        own_data = d.get("source") == "files" or (d.get("source") == "hub" and d.get("name"))
-        if not args.file and own_data:
-            if d.get("source") == "files" and d.get("test") and not args.split:
-                args.file = d["test"]  # the run's own test file
-            else:
-                raise InputError("this checkpoint was not trained on IMDB: pass --file "
-                                 "labeled.csv|.tsv|.jsonl")
-        if args.file:
-            texts, labels = read_labeled(Path(args.file), clf.labels,
-                                         args.text_column or d.get("text_column", "text"),
-                                         args.label_column or d.get("label_column", "label"))
-        else:
-            path = args.data_path or os.environ.get(sources.ENV_PATH)
-            if not path:
-                raise InputError(f"the IMDB {split} split needs --data-path or "
-                                 f"${sources.ENV_PATH}")
-            texts, labels = _imdb_split(Path(path), d, split)
+        texts, labels, name = corpus.evaluation_texts(
+            d, clf.labels, args.file, split, args.data_path or os.environ.get(sources.ENV_PATH),
+            args.text_column, args.label_column)
         report, correct, lengths = evaluate_texts(clf, texts, labels, args.batch_size)
     except (CheckpointError, InputError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -108,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(json.dumps(
             {"checkpoint": " ".join(args.checkpoint), "encoder": clf.encoder, "seed": clf.seed,
              "variant": clf.variant,
-             "data": args.file or f"imdb/{split}", "truncate": clf.truncate,
+             "data": name, "truncate": clf.truncate,
              "max_len": clf.max_len, **report}, indent=2), args.out)
     if args.predictions:
         save_predictions(correct, lengths, args.predictions)

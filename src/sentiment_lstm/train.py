@@ -23,7 +23,9 @@ from sentiment_lstm.data.types import DataError
 from sentiment_lstm.io import InputError
 from sentiment_lstm.overrides import check
 from sentiment_lstm.runtime import distributed
-from sentiment_lstm.training.trainer import Interrupted, TrainingError, fit
+from sentiment_lstm.training.signals import Interrupted
+from sentiment_lstm.training.state import TrainingError
+from sentiment_lstm.training.trainer import fit
 
 ERRORS = (ConfigError, DataError, InputError, CheckpointError, TrainingError)
 

@@ -108,3 +108,10 @@ def padding_fraction(split: EncodedSplit, sampler: BucketBatchSampler, max_len: 
         real += int(batch.sum())
         padded += int(batch.max()) * len(index)
     return 1 - real / max(padded, 1)
+
+
+def feed_stats(split: EncodedSplit, sampler: BucketBatchSampler, max_len: int,
+               truncate: str = "head") -> dict[str, float]:
+    """What batching does to a split, as `data/...` scalars: padding, truncation."""
+    return {"data/padding_fraction": padding_fraction(split, sampler, max_len, truncate),
+            **{f"data/{k}": v for k, v in truncation_stats(split, max_len, truncate).items()}}

@@ -2,10 +2,12 @@
 seeded) and test (only when the source has one), with the run's label names."""
 
 import json
+from pathlib import Path
 
 from sentiment_lstm.data import files, hub, sources
 from sentiment_lstm.data.labels import encode_splits
 from sentiment_lstm.data.types import LABELS, DataError, RawTexts, Texts
+from sentiment_lstm.io import InputError, read_labeled
 
 SPLITS = ("train", "validation", "test")
 
@@ -55,3 +57,35 @@ def load(source: sources.Source, *, val_fraction: float, split_seed: int,
                 _, held = sources.stratified_split(data[1], limit / len(data[1]), split_seed)
                 splits[name] = sources._take(data, held)
     return names, splits
+
+
+def imdb_split(path: Path, d: dict, split: str) -> tuple[list[str], list[int]]:
+    """An IMDB split with the run's labels (sentiment or rating); validation as carved from
+    train by the run."""
+    source = sources.local_source(path)
+    limit = d.get("limit") if split == "val" else None
+    if d.get("imdb_label") == "rating":
+        source = sources.Source("imdb_ratings", source.location, "rating:" + source.fingerprint)
+        return load(source, val_fraction=d["val_fraction"], split_seed=d["split_seed"],
+                           limit=limit)[1][split]
+    return sources.load_splits(source, d["val_fraction"], d["split_seed"], limit)[split]
+
+
+def evaluation_texts(d: dict, labels: list[str], file: str | None, split: str,
+                     imdb_path: str | None, text_column: list[str] | None,
+                     label_column: str | None) -> tuple[list[str], list[int], str]:
+    """(texts, labels, what they are) that `evaluate` scores for a run whose data config is
+    `d`: a labeled file, else the run's own test file, else an IMDB split."""
+    own_data = d.get("source") == "files" or (d.get("source") == "hub" and d.get("name"))
+    if not file and own_data:
+        if d.get("source") != "files" or not d.get("test") or split == "val":
+            raise InputError("this checkpoint was not trained on IMDB: pass --file "
+                             "labeled.csv|.tsv|.jsonl")
+        file = d["test"]  # the run's own test file
+    if file:
+        texts, ys = read_labeled(Path(file), labels, text_column or d.get("text_column", "text"),
+                                 label_column or d.get("label_column", "label"))
+        return texts, ys, file
+    if not imdb_path:
+        raise InputError(f"the IMDB {split} split needs --data-path or ${sources.ENV_PATH}")
+    return *imdb_split(Path(imdb_path), d, split), f"imdb/{split}"

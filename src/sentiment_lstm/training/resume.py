@@ -1,15 +1,19 @@
-"""What `trainer.resume` continues: the run to resume, its saved config, and which of the
-command line's overrides it may take."""
+"""What `trainer.resume` continues: the run to resume, its saved config, which of the
+command line's overrides it may take, and its state loaded back into the run."""
 
 import contextlib
 import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from sentiment_lstm.checkpoint import CheckpointError, load_bundle
 from sentiment_lstm.config import Config, ConfigError
+from sentiment_lstm.runtime import distributed
+from sentiment_lstm.training.schedule import out_of_patience
+from sentiment_lstm.training.state import TrainState
 
 log = logging.getLogger(__name__)
 
@@ -108,3 +112,25 @@ def log_continues_in(run: Path):
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def restore(last: dict, out: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+            sched: torch.optim.lr_scheduler.LRScheduler, device: torch.device,
+            patience: int) -> TrainState:
+    """Load a last.ckpt into the run: weights, optimizer, schedule, this rank's RNG state;
+    returns its progress. A larger patience than the one that stopped it trains on."""
+    world = distributed.world()
+    if last["progress"]["world"] != world:
+        raise CheckpointError(f"{out / 'last.ckpt'} was written by {last['progress']['world']}"
+                              f" process(es); resume it with as many, not {world}")
+    model.load_state_dict(last["state_dict"])
+    opt.load_state_dict(last["optimizer"])
+    sched.load_state_dict(last["scheduler"])
+    rng = last["rng"][distributed.rank()]
+    torch.set_rng_state(rng["torch"])
+    if device.type == "cuda" and rng["cuda"] is not None:
+        torch.cuda.set_rng_state(rng["cuda"], device)
+    state = TrainState.from_dict(last["progress"])
+    if state.early_stopped and not out_of_patience(state.epoch - 1, state.best_epoch, patience):
+        state.early_stopped = False
+    return state

@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -12,6 +13,10 @@ log = logging.getLogger(__name__)
 # --signal=USR1@90, configs/hydra/launcher/slurm.yaml); handled like SIGTERM.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 NOTICE = signal.SIGUSR1
+
+
+class Interrupted(RuntimeError):
+    """A stop signal ended training after it saved last.ckpt."""
 
 
 class StopSignal:
@@ -50,3 +55,12 @@ def requeue_slurm_job() -> str:
                 if ok else f"trainer.requeue: scontrol requeue {job} failed: {detail}")
     log.warning(what)
     return what
+
+
+def stopped(signum: int, step: int, run: Path, requeue: bool) -> str:
+    """The message a stopped run ends with: what stopped it, where it saved, how to go on;
+    with `requeue`, a cluster's notice (SIGUSR1, not a user's Ctrl-C or kill) requeues it."""
+    requeued = f"; {requeue_slurm_job()}" if requeue and signum == NOTICE else ""
+    return (f"{signal.Signals(signum).name}: stopped at step {step} and saved "
+            f"{run / 'last.ckpt'}; resume with: python -m sentiment_lstm.train "
+            f"trainer.resume={run}{requeued}")

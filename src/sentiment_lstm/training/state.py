@@ -1,4 +1,5 @@
-"""What a run has done so far: saved in last.ckpt, so that a resumed run goes on exactly."""
+"""What a run has done so far, saved in last.ckpt so that a resumed run goes on exactly, and
+the error that ends a run which cannot go on."""
 
 from dataclasses import asdict, dataclass, field
 
@@ -46,3 +47,7 @@ class TrainState:
         if isinstance(sums, list):  # written as [loss, correct, seen]
             sums = dict(zip(("loss", "correct", "seen"), sums))
         return cls(**{**d, "sums": EpochSums(**sums)})
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss); last.ckpt holds the last good state."""

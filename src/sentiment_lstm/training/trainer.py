@@ -1,66 +1,46 @@
 """Training as named steps over a named state: set up (runtime, data, model and optimizer,
-tracking), train epochs (train steps, validate, save), test, report.
-
-    fit(cfg, out_dir) -> results   # what `python -m sentiment_lstm.train` runs
-"""
+tracking), train epochs (train steps, validate, save), test, report. `fit(cfg, out_dir)` is
+what `python -m sentiment_lstm.train` runs."""
 
 import itertools
-import json
 import logging
 import signal
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from sentiment_lstm import __version__
-from sentiment_lstm.checkpoint import CheckpointError, make_bundle
+from sentiment_lstm.checkpoint import make_bundle
 from sentiment_lstm.config import IMDB_BUCKET_EDGES, validate
 from sentiment_lstm.data.batching import (
     Batch,
     BucketBatchSampler,
     batches,
     fed_lengths,
-    padding_fraction,
-    truncation_stats,
+    feed_stats,
 )
 from sentiment_lstm.data.labels import class_weights
 from sentiment_lstm.data.sources import is_imdb
 from sentiment_lstm.data.tokenizer import prepare
 from sentiment_lstm.evaluation.diagnostics import probe, probe_batch
 from sentiment_lstm.evaluation.metrics import classification_report, default_edges
-from sentiment_lstm.evaluation.predictions import save_predictions
-from sentiment_lstm.evaluation.scoring import evaluate_split, test_checkpoint
-from sentiment_lstm.io import atomic_save, atomic_write_text
-from sentiment_lstm.model.classifier import SentimentClassifier
-from sentiment_lstm.reports.failures import where_it_fails
+from sentiment_lstm.evaluation.scoring import evaluate_split
+from sentiment_lstm.io import atomic_save
 from sentiment_lstm.reports.tracking import Tracker
 from sentiment_lstm.runtime import distributed
-from sentiment_lstm.runtime.device import autocast, pick_device
+from sentiment_lstm.runtime.device import pick_device
 from sentiment_lstm.runtime.memory import reuse_freed_memory
-from sentiment_lstm.training.resume import log_continues_in, resolve_resume
-from sentiment_lstm.training.schedule import (
-    CheckpointCadence,
-    adversarial_noise,
-    lr_factor,
-    out_of_patience,
-)
-from sentiment_lstm.training.signals import NOTICE, StopSignal, requeue_slurm_job
-from sentiment_lstm.training.state import EpochSums, TrainState
+from sentiment_lstm.training.build import build_model, build_optimizer
+from sentiment_lstm.training.objective import loss_and_gradient
+from sentiment_lstm.training.report import summary, test_best, write_results
+from sentiment_lstm.training.resume import log_continues_in, resolve_resume, restore
+from sentiment_lstm.training.schedule import CheckpointCadence, out_of_patience
+from sentiment_lstm.training.signals import Interrupted, StopSignal, stopped
+from sentiment_lstm.training.state import EpochSums, TrainingError, TrainState
 
 log = logging.getLogger(__name__)
-
-
-class TrainingError(RuntimeError):
-    pass
-
-
-class Interrupted(RuntimeError):
-    pass
 
 
 def fit(cfg: DictConfig, out_dir: str | Path, overrides: list[str] = ()) -> dict:
@@ -91,7 +71,6 @@ class Trainer:
         self.setup_runtime()
         self.setup_data()
         self.setup_model()
-        self.restore()
         self.setup_tracking()
         with StopSignal() as self.stop:
             try:
@@ -101,17 +80,10 @@ class Trainer:
                 raise
             except Interrupted:
                 self.tracker.close()
-                name = signal.Signals(self.stop.received).name
-                requeued = ""  # a cluster's notice (SIGUSR1), not a user's Ctrl-C or kill
-                if self.cfg.trainer.requeue and self.stop.received == NOTICE and self.is_main:
-                    requeued = f"; {requeue_slurm_job()}"
-                raise Interrupted(
-                    f"{name}: stopped at step {self.state.step} and saved "
-                    f"{self.out / 'last.ckpt'}; resume with: python -m sentiment_lstm.train "
-                    f"trainer.resume={self.out}{requeued}") from None
+                raise Interrupted(stopped(self.stop.received, self.state.step, self.out,
+                                          self.cfg.trainer.requeue and self.is_main)) from None
         return self.finish()
 
-    # -- set up ----------------------------------------------------------------------------
     def setup_runtime(self) -> None:
         torch.manual_seed(self.cfg.seed)
         if self.cfg.trainer.threads:
@@ -141,45 +113,17 @@ class Trainer:
             d.pool_batches, shuffle=True, seed=self.cfg.seed, rank=self.rank, world=self.world)
 
     def setup_model(self) -> None:
-        cfg = self.cfg
         self.model_args = {"vocab_size": self.tokenizer.get_vocab_size(),
-                           **OmegaConf.to_container(cfg.model, enum_to_str=True),
+                           **OmegaConf.to_container(self.cfg.model, enum_to_str=True),
                            "num_classes": len(self.labels)}
         if self.class_weight is not None:
             self.class_weight = self.class_weight.to(self.device)
-        self.model = SentimentClassifier(**self.model_args).to(self.device)
-        self.net = self.model  # what the training step calls: DDP's wrapper under torchrun
-        if self.world > 1:  # DDP starts every rank from rank 0's weights, averages gradients
-            self.net = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            torch.manual_seed(cfg.seed + self.rank)  # each rank its own dropout masks
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.optim.lr,
-                                     weight_decay=cfg.optim.weight_decay,
-                                     fused=True)  # one kernel per step
-        total_steps = cfg.trainer.max_epochs * len(self.sampler)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(
-            s, cfg.optim.warmup_steps, total_steps, cfg.optim.min_lr_ratio))
-
-    def restore(self) -> None:
-        """A resumed run: weights, optimizer, schedule, this rank's RNG state and progress."""
-        if self.last is None:
-            return
-        last = self.last
-        if last["progress"]["world"] != self.world:
-            raise CheckpointError(
-                f"{self.out / 'last.ckpt'} was written by {last['progress']['world']} "
-                f"process(es); resume it with as many, not {self.world}")
-        self.model.load_state_dict(last["state_dict"])
-        self.opt.load_state_dict(last["optimizer"])
-        self.sched.load_state_dict(last["scheduler"])
-        rng = last["rng"][self.rank]
-        torch.set_rng_state(rng["torch"])
-        if self.device.type == "cuda" and rng["cuda"] is not None:
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
-        s = self.state = TrainState.from_dict(last["progress"])
-        if s.early_stopped and not out_of_patience(s.epoch - 1, s.best_epoch,
-                                                   self.cfg.trainer.patience):
-            s.early_stopped = False  # a larger trainer.patience: train on
+        self.model, self.net = build_model(self.model_args, self.device, self.cfg.seed)
+        self.opt, self.sched = build_optimizer(self.cfg, self.model,
+                                               self.cfg.trainer.max_epochs * len(self.sampler))
+        if self.last is not None:  # weights, optimizer, schedule, RNG state and progress
+            self.state = restore(self.last, self.out, self.model, self.opt, self.sched,
+                                 self.device, self.cfg.trainer.patience)
 
     def setup_tracking(self) -> None:
         cfg, d, train = self.cfg, self.cfg.data, self.splits["train"]
@@ -190,17 +134,13 @@ class Trainer:
         if cfg.diagnostics.every and self.is_main:
             self.probe = [t.to(self.device) for t in probe_batch(
                 self.splits["val"], cfg.diagnostics.reviews, cfg.diagnostics.length)]
-        self.data_stats = {
-            "data/padding_fraction": padding_fraction(train, self.sampler, d.max_len,
-                                                      d.truncate),
-            **{f"data/{k}": v for k, v in truncation_stats(train, d.max_len, d.truncate).items()}}
+        self.data_stats = feed_stats(train, self.sampler, d.max_len, d.truncate)
         if self.last is None:
             self.tracker.scalars(self.data_stats, 0)
         self.n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model %s: %d parameters on %s x %d; %s", self.model_args["encoder"],
                  self.n_params, self.device, self.world, self.data_stats)
 
-    # -- train -----------------------------------------------------------------------------
     def elapsed_s(self) -> float:
         """This run's wall time, all its processes together."""
         return self.state.elapsed_s + time.perf_counter() - self.start
@@ -243,7 +183,9 @@ class Trainer:
         cfg, s = self.cfg, self.state
         b = batch.to(self.device)
         self.opt.zero_grad(set_to_none=True)
-        logits, loss = self.forward_backward(b)
+        logits, loss = loss_and_gradient(
+            self.net, b, self.class_weight, self.cfg.optim.adversarial,
+            self.cfg.model.embed_dim, self.cfg.trainer.precision)
         # Clip: a recurrent net's gradient can explode on long reviews and undo training.
         self.grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
                                                         cfg.optim.grad_clip)
@@ -269,24 +211,6 @@ class Trainer:
         s.train_tokens += int(agreed[5])
         self.window_tokens += int(agreed[5])
 
-    def forward_backward(self, b: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss's gradient, plus, with optim.adversarial > 0, the gradient of the loss on
-        the embeddings moved adversarially (Miyato et al. 2017), accumulated onto it."""
-        eps, precision = self.cfg.optim.adversarial, self.cfg.trainer.precision
-        noise = None  # with eps > 0, a zero perturbation whose gradient is the loss's
-        if eps:
-            noise = torch.zeros(*b.tokens.t().shape, self.cfg.model.embed_dim,
-                                device=self.device, requires_grad=True)
-        with autocast(self.device, precision):
-            logits = self.net(b.tokens, b.lengths, noise).float()
-        loss = F.cross_entropy(logits, b.labels, weight=self.class_weight)
-        loss.backward()
-        if eps:
-            with autocast(self.device, precision):
-                adv = self.net(b.tokens, b.lengths, adversarial_noise(noise.grad, eps)).float()
-            F.cross_entropy(adv, b.labels, weight=self.class_weight).backward()
-        return logits, loss
-
     def skip_batch(self) -> None:
         s = self.state
         where = f"step {s.step} (epoch {s.epoch}, batch {s.batch})"
@@ -298,14 +222,13 @@ class Trainer:
         s.skipped += 1
 
     def log_train(self, bar: tqdm) -> None:
-        s = self.state
+        sums, step = self.state.sums, self.state.step
         tok_s = self.window_tokens / (time.perf_counter() - self.window_start)
-        self.tracker.scalars({"train/loss": s.sums.loss / s.sums.seen,
-                              "train/acc": s.sums.correct / s.sums.seen,
+        self.tracker.scalars({"train/loss": sums.mean_loss(), "train/acc": sums.accuracy(),
                               "train/lr": self.sched.get_last_lr()[0],
                               "train/grad_norm": self.grad_norm.item(),
-                              "train/tokens_per_s": tok_s}, s.step)
-        bar.set_postfix(loss=f"{s.sums.mean_loss():.3f}", acc=f"{s.sums.accuracy():.3f}",
+                              "train/tokens_per_s": tok_s}, step)
+        bar.set_postfix(loss=f"{sums.mean_loss():.3f}", acc=f"{sums.accuracy():.3f}",
                         tok_s=f"{tok_s:.0f}")
         self.window_tokens, self.window_start = 0, time.perf_counter()
 
@@ -331,7 +254,6 @@ class Trainer:
             log.info("early stop: no better val/acc for %d epochs", self.cfg.trainer.patience)
             s.early_stopped = True
 
-    # -- save ------------------------------------------------------------------------------
     def bundle(self, **extra) -> dict:
         return make_bundle(self.model, self.model_args, self.tokenizer, self.cfg, self.labels,
                            **extra)
@@ -357,56 +279,20 @@ class Trainer:
         if self.is_main:
             atomic_save(self.bundle(**meta), self.out / "best.ckpt")
 
-    # -- test and report -------------------------------------------------------------------
-    def test(self) -> dict:
-        """The best checkpoint on the test split, overall and per review length; which
-        reviews it got right goes to test_predictions.csv, for paired tests between runs."""
-        test, step = self.splits["test"], self.state.step
-        result, correct = test_checkpoint(self.out / "best.ckpt", test, self.cfg, self.device)
-        if self.is_main:
-            save_predictions(correct, test.lengths, self.out / "test_predictions.csv")
-        self.tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"],
-                              "test/macro_f1": result["macro_f1"],
-                              **{f"test/f1_by_class/{name}": c["f1"]
-                                 for name, c in result["per_class"].items()}}, step)
-        self.tracker.by_length("test", result["acc_by_len"], step)
-        where_it_fails(self.tracker, self.out / "best.ckpt", self.splits, self.device, step)
-        log.info("test acc %.4f macro-F1 %.4f; by length: %s", result["acc"], result["macro_f1"],
-                 {k: (round(v["acc"], 4), v["n"]) for k, v in result["acc_by_len"].items()})
-        return result
-
-    def best_val_f1(self) -> float | None:
-        return next((h.get("val_macro_f1") for h in self.state.history
-                     if h["epoch"] == self.state.best_epoch), None)
-
     def finish(self) -> dict:
         cfg, s = self.cfg, self.state
-        results = {"version": __version__, "encoder": self.model_args["encoder"],
-                   "variant": self.model_args.get("variant", "vanilla"),
-                   "seed": cfg.seed, "params": self.n_params, "device": str(self.device),
-                   "processes": self.world, "precision": str(cfg.trainer.precision),
-                   "labels": self.labels, "best_epoch": s.best_epoch,
-                   "val": {"acc": s.best_acc, "macro_f1": self.best_val_f1()},
-                   "data": self.data_stats, "history": s.history,
-                   "skipped_batches": s.skipped,
-                   "timing": {"prepare_s": self.prepare_s, "train_s": s.train_time,
-                              "train_tokens_per_s": s.train_tokens / max(s.train_time, 1e-9)}}
+        results = summary(cfg, s, self.model_args, self.labels, params=self.n_params,
+                          device=str(self.device), processes=self.world, data=self.data_stats,
+                          prepare_s=self.prepare_s)
         self.tracker.scalars({"val/best_acc": s.best_acc}, s.step)
-        metrics = {"val/best_acc": s.best_acc}
         if cfg.trainer.test and "test" not in self.splits:
             results["test"], results["test_skipped"] = None, "the data has no test split"
             log.info("no test: the data has no test split (data.test=PATH or "
                      "data.splits.test=NAME gives one)")
         elif cfg.trainer.test:
-            results["test"] = self.test()
-            metrics["test/acc"] = results["test"]["acc"]
+            results["test"] = test_best(self.out, self.splits, cfg, self.device, self.tracker,
+                                        s.step, self.is_main)
         results["timing"]["total_s"] = self.elapsed_s()
-        if self.is_main:
-            atomic_write_text(json.dumps(results, indent=2), self.out / "results.json")
-        self.tracker.hparams({**OmegaConf.to_container(cfg.model, enum_to_str=True),
-                              **{f"optim.{k}": v for k, v in cfg.optim.items()},
-                              "data.max_len": cfg.data.max_len, "seed": cfg.seed}, metrics)
+        write_results(results, self.out, cfg, self.tracker, self.is_main)
         self.tracker.close()
-        log.info("results in %s: %s", self.out / "results.json",
-                 {k: results[k]["acc"] for k in ("val", "test") if results.get(k)})
         return results
