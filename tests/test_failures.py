@@ -41,6 +41,6 @@ def test_event_file_holds_pr_curves_confusion_and_wrong_reviews(tmp_path):
     assert pr.step == 7 and pr.tensor_proto.tensor_shape.dim[0].size == 6  # TP..recall rows
     (text,) = acc.Tensors("val/most_confidently_wrong/text_summary")
     body = text.tensor_proto.string_val[0].decode()
-    probs = clf.probabilities(texts)[0]
+    probs = clf.probabilities(texts)[0][:, 1]  # (N, classes) -> P(pos)
     wrong = ((probs >= 0.5).long() != torch.tensor([1, 0, 1] * 4)).sum()
     assert wrong >= 2 and body.count("**true ") == 2 and "running P(pos)" in body

@@ -69,11 +69,11 @@ def test_an_unreadable_cache_is_rebuilt_and_the_log_says_why(tiny_tarball, tmp_p
                                                               damage, reason):
     cfg = OmegaConf.merge(OmegaConf.structured(DataConfig), {
         "path": str(tiny_tarball), "cache_dir": str(tmp_path / "cache"), "min_frequency": 1})
-    _, splits = tokenizer.prepare(cfg)
+    _, splits, _ = tokenizer.prepare(cfg)
     (path,) = (tmp_path / "cache").glob("encoded-*.pt")
     damage(path)
     with caplog.at_level(logging.WARNING, logger=tokenizer.__name__):
-        _, rebuilt = tokenizer.prepare(cfg)
+        _, rebuilt, _ = tokenizer.prepare(cfg)
     (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     message = record.getMessage()
     assert message.startswith(f"rebuilding the encoded-split cache {path}: unreadable (")
