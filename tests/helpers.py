@@ -133,3 +133,9 @@ def write_rows(path: Path, rows: list[tuple[str, str]], fmt: str = "csv") -> Pat
             w.writerow(["text", "label"])
             w.writerows(rows)
     return path
+
+
+def tarball_args(folder: Path, per_label: int) -> list[str]:
+    """Overrides that train on a fresh make_tarball in `folder`, with its own cache."""
+    tarball = make_tarball(folder / "imdb.tar.gz", per_label=per_label)
+    return [f"data.path={tarball}", f"data.cache_dir={folder / 'cache'}"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_tarball
+from helpers import tarball_args
 
 from sentiment_lstm.checkpoint import load_bundle
 
@@ -25,9 +25,7 @@ COMMON = ["model.embed_dim=16", "model.hidden_size=16", "model.dropout=0",
 
 @pytest.fixture(scope="module")
 def data_args(tmp_path_factory) -> list[str]:
-    tmp = tmp_path_factory.mktemp("data")
-    tarball = make_tarball(tmp / "imdb.tar.gz", per_label=50)
-    return [f"data.path={tarball}", f"data.cache_dir={tmp / 'cache'}"]
+    return tarball_args(tmp_path_factory.mktemp("data"), per_label=50)
 
 
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:

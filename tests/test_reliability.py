@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_tarball
+from helpers import tarball_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
@@ -23,9 +23,7 @@ SMALL = ["model.embed_dim=32", "model.hidden_size=32", "data.batch_size=16",
 
 @pytest.fixture(scope="module")
 def data_args(tmp_path_factory) -> list[str]:
-    tmp = tmp_path_factory.mktemp("data")
-    tarball = make_tarball(tmp / "imdb.tar.gz", per_label=150)
-    return [f"data.path={tarball}", f"data.cache_dir={tmp / 'cache'}"]
+    return tarball_args(tmp_path_factory.mktemp("data"), per_label=150)
 
 
 @pytest.fixture(scope="module")

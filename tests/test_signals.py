@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_tarball
+from helpers import tarball_args
 
 from sentiment_lstm import checkpoint
 
@@ -22,8 +22,7 @@ SMALL = ["model.embed_dim=16", "model.hidden_size=16", "data.batch_size=16",
 
 @pytest.fixture
 def data_args(tmp_path) -> list[str]:
-    tarball = make_tarball(tmp_path / "imdb.tar.gz", per_label=100)
-    return [f"data.path={tarball}", f"data.cache_dir={tmp_path / 'cache'}"]
+    return tarball_args(tmp_path, per_label=100)
 
 
 def train(*args: str, cwd: Path) -> subprocess.Popen:

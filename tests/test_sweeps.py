@@ -6,7 +6,7 @@ import os
 
 import optuna
 import pytest
-from helpers import make_tarball, run_cli
+from helpers import run_cli, tarball_args
 
 FAST = ["model.embed_dim=16", "data.max_len=64", "trainer.max_epochs=1", "data.vocab_size=500",
         "trainer.progress=false", "trainer.threads=1", "data.min_frequency=1"]
@@ -14,9 +14,7 @@ FAST = ["model.embed_dim=16", "data.max_len=64", "trainer.max_epochs=1", "data.v
 
 @pytest.fixture(scope="module")
 def data_args(tmp_path_factory) -> list[str]:
-    tmp = tmp_path_factory.mktemp("data")
-    tarball = make_tarball(tmp / "imdb.tar.gz", per_label=20)
-    return [f"data.path={tarball}", f"data.cache_dir={tmp / 'cache'}"]
+    return tarball_args(tmp_path_factory.mktemp("data"), per_label=20)
 
 
 def test_optuna_study_records_failed_trials_and_continues_from_its_storage(tmp_path,

@@ -64,7 +64,6 @@ class FusedLSTMScan(torch.autograd.Function):
         if ctx.spec is not None:
             return _variant_backward(ctx, d_out, d_h, d_c)
         x, weight_ih, weight_hh, valid, acts, hs, cs = ctx.saved_tensors
-        E = x.shape[-1]
         reverse, partial = ctx.reverse, ctx.partial
         T, B, H4 = acts.shape
         H = H4 // 4
@@ -86,18 +85,9 @@ class FusedLSTMScan(torch.autograd.Function):
             # The gate gradients overwrite acts[t], which nothing reads after this.
             dg = torch.ops.aten.sigmoid_backward(d_act.view(B, H4), acts[t], grad_input=acts[t])
             dg.view(B, 4, H)[:, 2].copy_(d_act[:, 2])
-            if partial[t]:  # past its length a sequence passes its gradient straight on
-                dg.mul_(masks[t])
-                dh = torch.where(masks[t], torch.mm(dg, weight_hh), dh)
-                dc = torch.where(masks[t], dc_next, dc)
-            else:
-                dh, dc = torch.mm(dg, weight_hh), dc_next
-        d_gates = acts.view(T * B, H4)
-        d_x = d_gates.mm(weight_ih).view(T, B, E) if ctx.needs_input_grad[0] else None
-        d_w_ih = d_gates.t().mm(x.reshape(T * B, E))
-        d_w_hh = d_gates.t().mm((hs[1:] if reverse else hs[:-1]).reshape(T * B, H))
-        d_b = d_gates.sum(0)
-        return d_x, d_w_ih, d_w_hh, d_b, d_b, None, None, None
+            dh, dc = _carry_back(dg, masks[t] if partial[t] else None, weight_hh, dh, dc,
+                                 dc_next)
+        return _weight_grads(acts, x, weight_ih, hs, reverse, ctx.needs_input_grad[0])
 
 
 def _variant_cell(spec: Variant, gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -179,7 +169,6 @@ def _variant_step_grads(spec: Variant, gates: Tensor, dh: Tensor, dc: Tensor, c_
 
 def _variant_backward(ctx, d_out: Tensor, d_h: Tensor, d_c: Tensor):
     x, weight_ih, weight_hh, valid, acts, hs, cs = ctx.saved_tensors
-    E = x.shape[-1]
     reverse, partial, spec = ctx.reverse, ctx.partial, ctx.spec
     T, B, nH = acts.shape
     n = len(spec.blocks)
@@ -192,14 +181,29 @@ def _variant_backward(ctx, d_out: Tensor, d_h: Tensor, d_c: Tensor):
         pre, dc_next = _variant_step_grads(spec, acts[t].view(B, n, H), dh, dc, cs[t + p],
                                            cs[t + a])
         dg = torch.stack(pre, 1, out=acts[t].view(B, n, H)).view(B, nH)  # acts[t] is spent
-        if partial[t]:  # past its length a sequence passes its gradient straight on
-            dg.mul_(masks[t])
-            dh = torch.where(masks[t], torch.mm(dg, weight_hh), dh)
-            dc = torch.where(masks[t], dc_next, dc)
-        else:
-            dh, dc = torch.mm(dg, weight_hh), dc_next
+        dh, dc = _carry_back(dg, masks[t] if partial[t] else None, weight_hh, dh, dc, dc_next)
+    return _weight_grads(acts, x, weight_ih, hs, reverse, ctx.needs_input_grad[0])
+
+
+def _carry_back(dg: Tensor, mask: Tensor | None, weight_hh: Tensor, dh: Tensor, dc: Tensor,
+                dc_next: Tensor) -> tuple[Tensor, Tensor]:
+    """dh and dc for the step before, from the gate gradients dg (B, nH); `mask` (B, 1), given
+    where some sequence has ended: past its length a sequence passes its gradient straight
+    on."""
+    if mask is None:
+        return torch.mm(dg, weight_hh), dc_next
+    dg.mul_(mask)
+    return torch.where(mask, torch.mm(dg, weight_hh), dh), torch.where(mask, dc_next, dc)
+
+
+def _weight_grads(acts: Tensor, x: Tensor, weight_ih: Tensor, hs: Tensor, reverse: bool,
+                  input_grad: bool) -> tuple:
+    """Backward's return from the gate gradients of every step, left in acts (T, B, nH): each
+    gradient over all steps in one GEMM."""
+    T, B, nH = acts.shape
+    E, H = x.shape[-1], hs.shape[-1]
     d_gates = acts.view(T * B, nH)
-    d_x = d_gates.mm(weight_ih).view(T, B, E) if ctx.needs_input_grad[0] else None
+    d_x = d_gates.mm(weight_ih).view(T, B, E) if input_grad else None
     d_w_ih = d_gates.t().mm(x.reshape(T * B, E))
     d_w_hh = d_gates.t().mm((hs[1:] if reverse else hs[:-1]).reshape(T * B, H))
     d_b = d_gates.sum(0)
