@@ -46,3 +46,28 @@ def test_bench_data_times_preparation_and_the_training_loop(tmp_path):
     assert data["fused_speedup"] == pytest.approx(
         data["pure_tokens_per_s"] / data["pure_autograd_lstm_tokens_per_s"])
     assert data["loop_page_faults_per_step"] >= 0
+
+
+def test_bench_reports_the_machine_and_gflops_from_the_formula(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    bench.main(["--batch", "4", "--embed", "8", "--hidden", "6", "--lengths", "5", "--layers",
+                "2", "--bidirectional", "--repeats", "1", "--warmup", "1", "--device", "cpu",
+                "--threads", "1", "--json", str(out)])
+    report = json.loads(out.read_text())
+    machine = report["machine"]
+    assert machine["threads"] == 1 and machine["cpu"]
+    assert set(machine["isa"]) <= {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}
+    header = capsys.readouterr().out.splitlines()[0]
+    assert f"cpu: {machine['cpu']}" in header and "threads: 1" in header
+    # fwd 2*T*B*(I+H)*G*H per direction and layer, bwd 2x fwd; I = E, then H * 2 directions
+    per_gate = 2 * 3 * 2 * 5 * 4 * ((8 + 6) + (12 + 6)) * 6
+    for r in report["rows"]:
+        G = 1 if r["candidate"] == "nn.RNN" else 4
+        assert r["gflop_per_s"] == pytest.approx(per_gate * G / r["seconds"] / 1e9)
+
+
+def test_bench_rejects_zero_threads(capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--threads", "0", "--lengths"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == "error: --threads 0: must be >= 1\n"

@@ -9,18 +9,21 @@ custom_lstm is the fused path (FusedLSTMScan), custom_lstm_autograd the plain au
     python -m sentiment_lstm.bench --data-path aclImdb_v1.tar.gz --lengths --loop --reuse-memory
 
 Candidates run interleaved in one process after a warm-up, so machine noise hits them alike;
-the ratio to nn.LSTM is the number to compare across machines. CUDA is timed with events.
+the ratio to nn.LSTM is the number to compare across machines. GFLOP/s counts the GEMMs'
+forward+backward FLOPs (speed.recurrent_flops). The header names the CPU model, its ISA flags
+(AMX/AVX-512 decide the GEMM kernels) and torch's threads (--threads N sets them). CUDA is
+timed with events.
 """
 
 import argparse
 import json
-import platform
+import sys
 from pathlib import Path
 
 import torch
 
 from sentiment_lstm.data import sources
-from sentiment_lstm.evaluation.speed import bench, bench_data, bench_loop
+from sentiment_lstm.evaluation.speed import bench, bench_data, bench_loop, machine_info
 from sentiment_lstm.inference import load_classifier, predict_throughput
 from sentiment_lstm.runtime.memory import reuse_freed_memory
 
@@ -45,20 +48,24 @@ def main(argv: list[str] | None = None) -> None:
                     help="keep freed memory for reuse, as training does (memory.py)")
     ap.add_argument("--predict", metavar="CHECKPOINT",
                     help="with --data-path: predict throughput of this checkpoint")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (torch.set_num_threads)")
     ap.add_argument("--json", help="also write the rows here")
     args = ap.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads {args.threads}: must be >= 1", file=sys.stderr)
+            sys.exit(2)
+        torch.set_num_threads(args.threads)
     if args.reuse_memory:  # process-wide and for good: compare it across processes
         reuse_freed_memory()
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
-    machine = {"cpu": platform.processor() or platform.machine(),
-               "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-               "reuse_memory": args.reuse_memory}
-    print(f"# {machine}")
+    machine = machine_info() | {"reuse_memory": args.reuse_memory}
+    print(f"# cpu: {machine['cpu']}; isa: {' '.join(machine['isa']) or '-'}; "
+          f"threads: {machine['threads']}; torch {machine['torch']}; cuda: {machine['cuda']}")
     print(f"{'device':>6} {'T':>5} {'candidate':>25} {'seconds':>9} {'tokens/s':>10} "
-          f"{'x nn.LSTM':>9}")
+          f"{'GFLOP/s':>8} {'x nn.LSTM':>9}")
     rows = []
     for device in devices:
         for T in args.lengths:
@@ -66,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
                              args.bidirectional, args.repeats, args.warmup, args.bf16):
                 rows.append(row)
                 print(f"{row['device']:>6} {T:>5} {row['candidate']:>25} {row['seconds']:>9.4f} "
-                      f"{row['tokens_per_s']:>10.0f} {row['ratio_to_nn_lstm']:>9.2f}")
+                      f"{row['tokens_per_s']:>10.0f} {row['gflop_per_s']:>8.1f} "
+                      f"{row['ratio_to_nn_lstm']:>9.2f}")
     report = {"machine": machine, "rows": rows}
     if args.data_path:
         report["data"], prepared = bench_data(args.data_path)

@@ -3,6 +3,7 @@ LSTM (fused scan, autograd loop) against nn.LSTM and nn.RNN, data preparation, a
 training loop against the bare model."""
 
 import itertools
+import platform
 import resource
 import statistics
 import tempfile
@@ -19,6 +20,47 @@ from sentiment_lstm.data.batching import BucketBatchSampler, collate, fed_length
 from sentiment_lstm.data.tokenizer import prepare
 from sentiment_lstm.model.cells import LSTM
 from sentiment_lstm.model.classifier import SentimentClassifier
+
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what oneDNN/MKL pick
+
+
+def machine_info() -> dict:
+    """What a reader needs to compare rows across machines: the CPU model, the ISA flags that
+    decide which GEMM kernels run, and torch's intra-op threads."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:  # not Linux: no flags to read
+        pass
+    return {"cpu": model or platform.processor() or platform.machine(),
+            "isa": [f for f in ISA_FLAGS if f in flags], "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
+
+
+def recurrent_flops(candidate: str, B: int, E: int, H: int, T: int, layers: int,
+                    bidirectional: bool) -> float:
+    """Forward+backward FLOPs of a recurrent stack, counting the GEMMs only (pointwise work is
+    O(T*B*H), small beside them). One direction of one layer with input size I and G gate
+    blocks (4 for an LSTM, 1 for an RNN) does forward
+
+        2 * T * B * (I + H) * G * H      (input and recurrent GEMMs, multiply-add = 2)
+
+    and backward twice that (gradient by input/hidden and by weight), so 3x forward in all.
+    Layer 0 has I = E; later layers take both directions' outputs, I = H * directions."""
+    G = 1 if candidate.startswith("nn.RNN") else 4
+    dirs = 2 if bidirectional else 1
+    total = 0.0
+    for layer in range(layers):
+        n_in = E if layer == 0 else H * dirs  # the formula's I
+        total += dirs * 3 * 2 * T * B * (n_in + H) * G * H
+    return total
 
 
 def candidates(E: int, H: int, layers: int, bidirectional: bool,
@@ -79,9 +121,11 @@ def bench(device: torch.device, B: int, E: int, H: int, T: int, layers: int,
     rows = []
     for k, ts in times.items():
         t = statistics.median(ts)
+        flops = recurrent_flops(k, B, E, H, T, layers, bidirectional)
         rows.append({"device": device.type, "candidate": k, "B": B, "E": E, "H": H, "T": T,
                      "layers": layers, "bidirectional": bidirectional, "seconds": t,
-                     "tokens_per_s": B * T / t, "ratio_to_nn_lstm": t / ref})
+                     "tokens_per_s": B * T / t, "gflop_per_s": flops / t / 1e9,
+                     "ratio_to_nn_lstm": t / ref})
     return rows
 
 
