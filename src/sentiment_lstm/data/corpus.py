@@ -51,12 +51,7 @@ def load(source: sources.Source, *, val_fraction: float, split_seed: int,
                             f"(data.val_fraction={val_fraction}); give data.validation=PATH")
     if "test" in enc:
         splits["test"] = enc["test"]
-    if limit is not None:
-        for name, data in splits.items():
-            if limit < len(data[1]):
-                _, held = sources.stratified_split(data[1], limit / len(data[1]), split_seed)
-                splits[name] = sources._take(data, held)
-    return names, splits
+    return names, sources.cut_to_limit(splits, limit, split_seed)
 
 
 def imdb_split(path: Path, d: dict, split: str) -> tuple[list[str], list[int]]:

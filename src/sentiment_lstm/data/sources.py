@@ -282,9 +282,13 @@ def load_splits(source: Source, val_fraction: float, split_seed: int,
     train_idx, val_idx = stratified_split(raw["train"][1], val_fraction, split_seed)
     splits = {"train": _take(raw["train"], train_idx), "val": _take(raw["train"], val_idx),
               "test": raw["test"]}
-    if limit is not None:
-        for name, data in splits.items():
-            if limit < len(data[1]):
-                _, held = stratified_split(data[1], limit / len(data[1]), split_seed)
-                splits[name] = _take(data, held)
-    return splits
+    return cut_to_limit(splits, limit, split_seed)
+
+
+def cut_to_limit(splits: dict[str, Texts], limit: int | None,
+                 seed: int) -> dict[str, Texts]:
+    """Each split cut to `limit` texts (stratified, seeded) where it has more; None: all."""
+    if limit is None:
+        return splits
+    return {name: _take(data, stratified_split(data[1], limit / len(data[1]), seed)[1])
+            if limit < len(data[1]) else data for name, data in splits.items()}
