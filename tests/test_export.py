@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from helpers import TINY, make_tarball, run_cli
+from helpers import TINY, make_checkpoint, make_tarball, run_cli
 
 from sentiment_lstm.inference import load_classifier
 from sentiment_lstm.sharing.hub import HubSentimentClassifier, load_hub_classifier
@@ -104,5 +104,10 @@ def test_bad_input_gets_one_error_line_and_exit_code_2(run, tmp_path):
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "new").exists()
+    variant = make_checkpoint(tmp_path / "coupled.ckpt", variant="coupled")
+    proc = export("--checkpoint", str(variant), "--format", "onnx", "--out",
+                  str(tmp_path / "v"), cwd=tmp_path)
+    assert proc.returncode == 2 and "no nn.LSTM counterpart" in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
     assert export("--checkpoint", str(run), "--out", str(tmp_path / "full"), "--force",
                   cwd=tmp_path).returncode == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sentiment_lstm.checkpoint import FORMAT
+from sentiment_lstm.checkpoint import FORMAT, CheckpointError
 from sentiment_lstm.io import atomic_write_text
 from sentiment_lstm.model.classifier import SentimentClassifier, as_torch_lstm
 
@@ -31,6 +31,10 @@ class Probabilities(nn.Module):
 
 def serving_model(bundle: dict) -> Probabilities:
     """The bundle's classifier in eval mode, the custom LSTM as nn.LSTM (as_torch_lstm)."""
+    variant = bundle["model_args"].get("variant", "vanilla")
+    if variant != "vanilla":
+        raise CheckpointError(f"the {variant} LSTM variant has no nn.LSTM counterpart to "
+                              "export to ONNX; --format hf exports it")
     model = SentimentClassifier(**bundle["model_args"])
     model.load_state_dict(bundle["state_dict"])
     return Probabilities(as_torch_lstm(model.eval(), bundle["model_args"])).eval()
