@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from sentiment_lstm import __version__
 from sentiment_lstm.data.types import LABELS
+from sentiment_lstm.io import first_line
 
 FORMAT = "sentiment_lstm/1"
 
@@ -43,8 +44,7 @@ def load_bundle(path: str | Path) -> dict:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, refused global: all the same to a user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path} is not a loadable checkpoint: {first}") from e
+        raise CheckpointError(f"{path} is not a loadable checkpoint: {first_line(e)}") from e
     if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint")
     for model in (bundle.get("model_args", {}), bundle.get("config", {}).get("model", {})):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from sentiment_lstm.checkpoint import CheckpointError, load_bundle
+from sentiment_lstm.io import first_line
 
 FORMATS = ("onnx", "hf")
 
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.push_to_hub:
             raise
         print(f"error: --push-to-hub {args.push_to_hub}: {type(e).__name__}: "
-              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}", file=sys.stderr)
+              f"{first_line(e)}", file=sys.stderr)
         return 2
     print(f"wrote {args.format} export to {folder}: "
           f"{', '.join(sorted(p.name for p in folder.iterdir()))}")

@@ -52,6 +52,12 @@ def _atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
         raise
 
 
+def first_line(e: BaseException) -> str:
+    """An exception as its first non-blank line (its type's name if it has none): many
+    libraries' messages run to many lines, an error here is one."""
+    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+
+
 def read_bytes(path: Path) -> bytes:
     if path.is_dir():
         raise InputError(f"input file {path} is a directory, not a file")

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from sentiment_lstm.config import Config, ConfigError, register
+from sentiment_lstm.io import first_line
 
 CONFIGS = Path(__file__).parent / "configs"
 # Flags under which Hydra composes nothing, or composes from configs other than the
@@ -56,7 +57,7 @@ def _parse(line: str) -> Override:
     try:
         return OverridesParser.create().parse_override(line)
     except HydraException as e:  # the grammar's: OverrideParseException where Hydra wraps it
-        raise ConfigError(f"cannot parse the override {line!r}: {_first_line(e)}") from None
+        raise ConfigError(f"cannot parse the override {line!r}: {first_line(e)}") from None
 
 
 def _variants(parsed: list[Override]) -> Iterator[list[str]]:
@@ -107,7 +108,7 @@ def _explain(e: ConfigCompositionException, parsed: list[Override], name: str) -
     cause = e.__cause__
     full_key = getattr(cause, "full_key", None)
     if not full_key:
-        return _first_line(e)
+        return first_line(e)
     o = next((o for o in parsed if o.key_or_group == full_key), None) or next(
         (o for o in parsed if o.key_or_group.startswith(full_key + ".")), None)
     if isinstance(cause, (ConfigKeyError, ConfigAttributeError)):
@@ -119,7 +120,7 @@ def _explain(e: ConfigCompositionException, parsed: list[Override], name: str) -
             return f"{line}: expected {expected}"
         if expected:  # a key below a leaf: model.hidden_size.x=3
             return f"{line}: {full_key} takes {expected}"
-    return f"{line}: {_first_line(cause)}"
+    return f"{line}: {first_line(cause)}"
 
 
 def _unknown_key(key: str, name: str) -> str:
@@ -132,7 +133,7 @@ def _unknown_key(key: str, name: str) -> str:
 
 def _missing_option(e: MissingConfigException) -> str:
     if not e.missing_cfg_file or e.options is None:
-        return _first_line(e)
+        return first_line(e)
     group, option = e.missing_cfg_file.rsplit("/", 1)
     options = sorted(e.options)
     close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
@@ -186,5 +187,3 @@ def _describe(t: typing.Any, plural: bool = False) -> str:
     return _NAMES.get(t, (t.__name__, t.__name__))[plural]
 
 
-def _first_line(e: BaseException) -> str:
-    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sentiment_lstm.data.files import text_columns
 from sentiment_lstm.data.types import DataError, RawTexts
+from sentiment_lstm.io import first_line
 
 BUILDERS = ("parquet", "csv", "json", "arrow", "text")
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -42,8 +43,7 @@ def read(spec: dict, resolves) -> tuple[dict[str, RawTexts], list[str] | None]:
         ds = datasets.load_dataset(str(Path(name).expanduser()) if Path(name).expanduser()
                                    .exists() else name, spec["config"], **kwargs)
     except Exception as e:  # datasets raises many types for "not reachable / not found"
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"could not load dataset {name!r}: {first}") from e
+        raise DataError(f"could not load dataset {name!r}: {first_line(e)}") from e
     cols = text_columns(spec["text_column"])
     label_col = spec["label_column"]
     out, declared = {}, None

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from sentiment_lstm.data.synthetic import synthetic_long
 from sentiment_lstm.data.types import LABELS, DataError, Texts
+from sentiment_lstm.io import first_line
 
 ENV_PATH = "SENTIMENT_LSTM_DATA"
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
@@ -236,7 +237,7 @@ def _tar_reason(e: BaseException, kind: str, head: int) -> str:
         return "not a tar archive, nor gzip, bzip2 or xz compressed"
     if "invalid header" in text or "truncated header" in text or "empty file" in text:
         return f"{kind} compressed, but not a tar archive inside"
-    return f"corrupt {kind} data ({str(e).splitlines()[0]})"
+    return f"corrupt {kind} data ({first_line(e)})"
 
 
 def _read_folder(path: Path) -> list[tuple]:

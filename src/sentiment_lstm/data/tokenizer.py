@@ -14,7 +14,7 @@ from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, tr
 from torch import Tensor
 
 from sentiment_lstm.data import corpus, sources
-from sentiment_lstm.io import atomic_save
+from sentiment_lstm.io import atomic_save, first_line
 
 PAD, UNK = "[PAD]", "[UNK]"  # ids 0 and 1
 CACHE_VERSION = 1
@@ -102,6 +102,6 @@ def prepare(cfg) -> tuple[Tokenizer, dict[str, EncodedSplit], list[str]]:
 
 def _one_line(e: BaseException) -> str:
     """An exception as one short line: torch.load's messages run to many lines."""
-    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    first = first_line(e)
+    text = type(e).__name__ if first == type(e).__name__ else f"{type(e).__name__}: {first}"
     return text if len(text) <= 200 else text[:197] + "..."
