@@ -30,6 +30,7 @@ pair() {  # pair NAME [overrides...]: two identical runs at once (env passes thr
   wait "$a" && wait "$b"
 }
 
+python -c "from sentiment_lstm.model import cpp_scan; cpp_scan.build_error()"  # built once
 train lone "$@"  # also fills the tokenizer cache, so the pairs only read it
 train lone_threads1 trainer.threads=1 "$@"
 pair default "$@"

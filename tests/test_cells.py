@@ -1,3 +1,8 @@
+import functools
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -34,9 +39,10 @@ def assert_close_grad(got, want, tol, precision, msg=""):
     torch.testing.assert_close(got, want, atol=atol, rtol=0, msg=msg)
 
 
-# kernel scan: FusedLSTMScan's hand-written backward; under bf16 autocast the loop runs
-@pytest.mark.parametrize("precision, kernel", [("fp32", "scan"), ("fp32", "loop"),
-                                               ("bf16", "scan")])
+# kernel scan: FusedLSTMScan's hand-written backward; cpp: CppLSTMScan (on a GPU it falls
+# back to the scan); under bf16 autocast the loop runs
+@pytest.mark.parametrize("precision, kernel", [("fp32", "cpp"), ("fp32", "scan"),
+                                               ("fp32", "loop"), ("bf16", "scan")])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("device", DEVICES)
@@ -74,16 +80,22 @@ def test_lstm_matches_nn_lstm_on_mixed_lengths(num_layers, bidirectional, precis
                                   msg=f"{name}_{suffix}")
 
 
+SCANS = [("scan", "cpu", 2), ("cpp", "cpu", 1), ("cpp", "cpu", 2),  # (kernel, device, threads)
+         pytest.param("scan", "cuda", 2, marks=DEVICES[1].marks)]
+
+
 @pytest.mark.parametrize("input_grad, recurrent_dropout", [(True, 0.0), (False, 0.0),
                                                             (True, 0.5)])
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kernel, device, threads", SCANS)
 def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, recurrent_dropout,
-                                                    device):
+                                                    kernel, device, threads, request):
+    request.addfinalizer(functools.partial(torch.set_num_threads, torch.get_num_threads()))
+    torch.set_num_threads(threads)  # cpp: one batch slice per thread, here 6 or 3 + 3 rows
     torch.manual_seed(0)
     T, B, E, H = 11, 6, 3, 5
     plain = LSTMLayer(E, H, reverse, "loop", recurrent_dropout).double().to(device)
-    fused = LSTMLayer(E, H, reverse, "scan", recurrent_dropout).double().to(device)
+    fused = LSTMLayer(E, H, reverse, kernel, recurrent_dropout).double().to(device)
     fused.load_state_dict(plain.state_dict())
     x = torch.randn(T, B, E, dtype=torch.float64, device=device)
     lengths = torch.tensor([11, 3, 7, 1, 11, 5], device=device)
@@ -96,12 +108,13 @@ def test_fused_scan_equals_autograd_loop_in_float64(reverse, input_grad, recurre
                    .to(device) for t in (out, h, c)]
         sum((t * w).sum() for t, w in zip((out, h, c), weights)).backward()
         results.append([out, h, c, xi.grad, *(p.grad for p in layer.parameters())])
-    assert type(out.grad_fn).__name__ == "FusedLSTMScanBackward"  # the fused path ran
+    name = "CppLSTMScanBackward" if kernel == "cpp" else "FusedLSTMScanBackward"
+    assert type(out.grad_fn).__name__ == name  # the fused path ran
     for got, want in zip(results[1], results[0]):
         torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("kernel", ["scan", "loop"])
+@pytest.mark.parametrize("kernel", ["cpp", "scan", "loop"])
 def test_recurrent_dropout_drops_weights_in_training_only(kernel):
     torch.manual_seed(0)
     layer = LSTMLayer(3, 4, kernel=kernel, recurrent_dropout=0.5)
@@ -118,7 +131,7 @@ def test_recurrent_dropout_drops_weights_in_training_only(kernel):
     torch.testing.assert_close(layer(x, lengths)[0], plain(x, lengths)[0])
 
 
-@pytest.mark.parametrize("kernel", ["scan", "loop"])
+@pytest.mark.parametrize("kernel", ["cpp", "scan", "loop"])
 def test_padding_does_not_change_outputs_or_states(kernel):
     torch.manual_seed(0)
     lstm = LSTM(3, 4, num_layers=2, bidirectional=True, kernel=kernel)
@@ -134,14 +147,49 @@ def test_padding_does_not_change_outputs_or_states(kernel):
 
 def test_kernel_switch_picks_a_path_and_falls_back_with_one_warning(caplog):
     x = torch.randn(4, 2, 3)
-    assert LSTMLayer(3, 4).path(x) == "scan"  # auto on a CPU tensor: never triton
+    assert LSTMLayer(3, 4).path(x) == "cpp"  # auto on a CPU tensor: never triton
     assert LSTMLayer(3, 4, kernel="loop").path(x) == "loop"
+    assert LSTMLayer(3, 4, variant="no_forget_gate").path(x) == "scan"  # auto: no warning
+    assert LSTMLayer(3, 4).double().path(x.double()) == "cpp"
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert LSTMLayer(3, 4, kernel="scan").path(x) == "loop"
     coupled = LSTMLayer(3, 4, kernel="triton", variant="coupled")
+    linear = LSTMLayer(3, 4, kernel="cpp", variant="linear_input")
     with caplog.at_level("WARNING"):
-        assert [coupled.path(x), coupled.path(x)] == ["scan", "scan"]
+        assert [coupled.path(x), coupled.path(x), linear.path(x)] == ["scan"] * 3
     assert [r.getMessage() for r in caplog.records] == [
-        "model.kernel=triton falls back to the scan: variant coupled"]
+        "model.kernel=triton falls back to the scan: variant coupled",
+        "model.kernel=cpp falls back to the scan: variant linear_input"]
     with pytest.raises(ValueError, match="unknown kernel 'cuda'"):
         LSTMLayer(3, 4, kernel="cuda")
+
+
+def test_cpp_scan_saturates_like_torch_and_keeps_nan():
+    """The C++ gate math has its own exp: far into the tails it must still give torch's 0, 1
+    and -1, and a NaN pre-activation (a diverged run) must come out NaN, not a number."""
+    layer = LSTMLayer(1, 3, kernel="cpp")
+    loop = LSTMLayer(1, 3, kernel="loop")
+    with torch.no_grad():
+        layer.cell.weight_ih.copy_(torch.tensor([1.0, -1.0, 3.0] * 4)[:, None])
+        layer.cell.weight_hh.zero_()
+    loop.load_state_dict(layer.state_dict())
+    x = torch.tensor([0.0, 1e-6, -30.0, 30.0, 95.0, -95.0, 1e30, -1e30]).view(-1, 1, 1)
+    lengths = torch.tensor([x.shape[0]])
+    torch.testing.assert_close(layer(x, lengths)[0], loop(x, lengths)[0], atol=1e-6, rtol=0)
+    out, (h, c) = layer(torch.tensor([[[1.0]], [[float("nan")]]]), torch.tensor([2]))
+    assert not out[0].isnan().any() and out[1].isnan().all() and h.isnan().all()
+
+
+def test_cpp_scan_falls_back_to_the_scan_where_it_cannot_be_built(tmp_path):
+    """A machine without a working compiler: one warning, and the Python scan trains."""
+    code = ("import logging, torch; logging.basicConfig(level=logging.WARNING)\n"
+            "from sentiment_lstm.model.cells import LSTM\n"
+            "out, _ = LSTM(3, 4)(torch.randn(5, 2, 3), torch.tensor([5, 2]))\n"
+            "print(type(out.grad_fn).__name__)\n")
+    env = os.environ | {"CXX": "/bin/false", "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["FusedLSTMScanBackward"]
+    warnings = [line for line in run.stderr.splitlines() if "falls back" in line]
+    assert len(warnings) == 1 and "the C++ scan could not be built" in warnings[0], run.stderr

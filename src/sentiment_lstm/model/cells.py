@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sentiment_lstm.model import cpp_scan
 from sentiment_lstm.model.scan import FusedLSTMScan
 from sentiment_lstm.model.variants import get_variant
 
 State = tuple[Tensor, Tensor]  # (h, c), each (B, H)
-KERNELS = ("auto", "triton", "scan", "loop")
+KERNELS = ("auto", "triton", "cpp", "scan", "loop")
 log = logging.getLogger(__name__)
 
 
@@ -112,10 +113,14 @@ class LSTMLayer(nn.Module):
     kernel picks the path (every one computes the same thing; parity is tested):
     - "loop": the autograd loop below, over LSTMCell.step; diagnostics always take it;
     - "scan": FusedLSTMScan (hand-written backward) for float32/64 without autocast;
+    - "cpp": CppLSTMScan (model/cpp_scan.py), the scan's time loop in C++, for the vanilla
+      cell on the CPU, float32/64 without autocast;
     - "triton": TritonLSTMScan (model/triton_scan.py), also under bf16 autocast;
-    - "auto": triton for CUDA tensors where Triton is importable, else scan.
-    A path that cannot serve a case falls back to the next (triton -> scan -> loop) and logs
-    why, once per reason.
+    - "auto": triton for CUDA tensors where Triton is importable, cpp on the CPU where it
+      builds, else scan.
+    A path that cannot serve a case falls back to the next (triton or cpp -> scan -> loop)
+    and logs why, once per reason; auto falls back from cpp only for a reason of the machine
+    (no compiler), not for a variant or a dtype.
 
     recurrent_dropout > 0 drops that share of the hidden-to-hidden weights in training, one
     mask per forward pass shared by every time step (DropConnect, as AWD-LSTM's weight drop,
@@ -135,7 +140,14 @@ class LSTMLayer(nn.Module):
             return "loop"  # the trace records LSTMCell.step's gates
         kernel = self.kernel
         if kernel == "auto":
-            kernel = "triton" if x.is_cuda and _triton_importable() else "scan"
+            kernel = "triton" if x.is_cuda and _triton_importable() else "cpp"
+        if kernel == "cpp":
+            reason = cpp_scan.unavailable_reason(x, self.cell.variant)
+            if reason is None:
+                return "cpp"
+            if self.kernel == "cpp" or reason == cpp_scan.build_error():
+                _log_once(f"model.kernel={self.kernel} falls back to the scan: {reason}")
+            kernel = "scan"
         if kernel == "triton":
             reason = (f"variant {self.cell.variant}" if self.cell.variant != "vanilla"
                       else _triton_scan().unsupported_reason(x, self.cell.weight_hh))
@@ -162,6 +174,10 @@ class LSTMLayer(nn.Module):
         if path == "triton":
             out, h, c = _triton_scan().TritonLSTMScan.apply(
                 x, cell.weight_ih, w_hh, cell.bias_ih, cell.bias_hh, valid, self.reverse)
+            return out, (h, c)
+        if path == "cpp":
+            out, h, c = cpp_scan.CppLSTMScan.apply(x, cell.weight_ih, w_hh, cell.bias_ih,
+                                                   cell.bias_hh, valid, self.reverse)
             return out, (h, c)
         if path == "scan":
             out, h, c = FusedLSTMScan.apply(x, cell.weight_ih, w_hh, cell.bias_ih, cell.bias_hh,

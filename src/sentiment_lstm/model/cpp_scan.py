@@ -1,0 +1,112 @@
+"""The vanilla LSTM scan as compiled C++ (cpp_scan.cpp) on the CPU: the time loop of each
+direction runs in one parallel region, one batch slice per thread, each step a one-thread GEMM
+and one fused loop of gate math. It is built with the machine's C++ compiler on first use
+(about a minute; torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR or
+~/.cache/torch_extensions) for this CPU's instruction set; `unavailable_reason()` says why it
+cannot be used, and the layer then takes the Python scan (scan.py). Parity with the autograd
+loop is tested."""
+
+import hashlib
+import logging
+import platform
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+from sentiment_lstm.io import first_line
+from sentiment_lstm.model.scan import _weight_grads
+
+log = logging.getLogger(__name__)
+SOURCE = Path(__file__).with_name("cpp_scan.cpp")
+
+
+def _cpu_tag() -> str:
+    """A short tag of this CPU's model and flags: the build uses -march=native, so a cache
+    shared by several machines (a home folder on a cluster) keeps one build per kind of CPU."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        info = platform.processor()
+    return hashlib.sha1(info.encode()).hexdigest()[:10]
+
+
+@cache
+def _build() -> ModuleType | str:
+    """The compiled module, or the one-line reason it could not be built."""
+    try:
+        from torch.utils import cpp_extension
+
+        log.info("loading the C++ LSTM scan (built on first use for each CPU, about a minute)")
+        return cpp_extension.load(
+            name=f"sentiment_lstm_scan_{_cpu_tag()}", sources=[str(SOURCE)],
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-trapping-math",
+                          "-fno-math-errno"], extra_ldflags=["-fopenmp"])
+    except Exception as e:  # no compiler, no ninja, a failed build: the Python scan serves
+        return f"the C++ scan could not be built: {first_line(e)}"
+
+
+def build_error() -> str | None:
+    """Why this machine cannot build the C++ scan (no compiler, say), or None."""
+    built = _build()
+    return built if isinstance(built, str) else None
+
+
+def unavailable_reason(x: Tensor, variant: str) -> str | None:
+    """Why this call cannot take the C++ scan, or None when it can."""
+    if x.device.type != "cpu":
+        return f"a {x.device.type} tensor"
+    if x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled("cpu"):
+        return f"{x.dtype} or autocast"
+    if variant != "vanilla":
+        return f"variant {variant}"
+    return build_error()
+
+
+class CppLSTMScan(torch.autograd.Function):
+    """FusedLSTMScan's contract (x (T, B, E) -> outputs (T, B, H), h_n, c_n) with the time loop
+    in C++. `valid` must be a length mask (each row valid for a prefix of time steps), as
+    LSTMLayer makes it."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tensor,
+                bias_hh: Tensor, valid: Tensor, reverse: bool):
+        T, B, E = x.shape
+        H = weight_hh.shape[1]
+        acts = _linear(x.reshape(T * B, E), weight_ih, bias_ih + bias_hh).view(T, B, -1)
+        # The C++ writes every slot but the one where the scan starts.
+        hs, cs, tanh_cs = x.new_empty(T + 1, B, H), x.new_empty(T + 1, B, H), x.new_empty(T, B, H)
+        start = T if reverse else 0
+        hs[start].zero_()
+        cs[start].zero_()
+        valid = valid.contiguous()
+        _build().forward(acts, weight_hh.contiguous(), valid, hs, cs, tanh_cs, reverse)
+        ctx.save_for_backward(x, weight_ih, weight_hh, valid, acts, hs, cs, tanh_cs)
+        ctx.reverse = reverse
+        if reverse:  # the state after the last step taken is the one at t = 0
+            return hs[:-1], hs[0].clone(), cs[0].clone()
+        last = valid.sum(0)  # the state after each row's last step: slot `length`
+        rows = torch.arange(B, device=x.device)
+        return hs[1:], hs[last, rows], cs[last, rows]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out: Tensor, d_h: Tensor, d_c: Tensor):
+        x, weight_ih, weight_hh, valid, acts, hs, cs, tanh_cs = ctx.saved_tensors
+        dh, dc = d_h.contiguous().clone(), d_c.contiguous().clone()
+        _build().backward(acts, weight_hh.t().contiguous(), valid, cs, tanh_cs,
+                          d_out.contiguous(), dh, dc, ctx.reverse)
+        T, B, H4 = acts.shape
+        d_x = (_linear(acts.view(T * B, H4), weight_ih.t().contiguous()).view(T, B, -1)
+               if ctx.needs_input_grad[0] else None)
+        return (d_x, *_weight_grads(acts, x, weight_ih, hs, ctx.reverse, False)[1:7])
+
+
+def _linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """a @ w.T (+ bias), through oneDNN's matmul for float32 where torch has it: on the CPUs
+    measured it runs these shapes faster than the BLAS behind torch.mm (scripts/gemm_ab.py)."""
+    if a.dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [], "")
+    return torch.nn.functional.linear(a, w, bias)
