@@ -12,7 +12,8 @@ def test_bench_times_every_candidate_and_writes_json(tmp_path, capsys):
                 "--repeats", "2", "--warmup", "1", "--device", "cpu", "--json", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert {(r["candidate"], r["T"]) for r in rows} == {
-        (c, t) for c in ("custom_lstm", "custom_lstm_autograd", "nn.LSTM", "nn.RNN")
+        (c, t) for c in ("custom_lstm", "custom_lstm_autograd", "custom_lstm_scan", "nn.LSTM",
+                         "nn.RNN")
         for t in (5, 7)}
     for r in rows:
         assert r["seconds"] > 0 and r["tokens_per_s"] == 4 * r["T"] / r["seconds"]
@@ -27,8 +28,8 @@ def test_bench_bf16_adds_autocast_rows(tmp_path):
                 "1", "--warmup", "1", "--device", "cpu", "--bf16", "--json", str(out)])
     rows = json.loads(out.read_text())["rows"]
     assert [r["candidate"] for r in rows] == [
-        "custom_lstm", "custom_lstm_autograd", "nn.LSTM", "nn.RNN", "custom_lstm+bf16",
-        "nn.RNN+bf16"]
+        "custom_lstm", "custom_lstm_autograd", "custom_lstm_scan", "nn.LSTM", "nn.RNN",
+        "custom_lstm+bf16", "nn.RNN+bf16"]
 
 
 def test_bench_data_times_preparation_and_the_training_loop(tmp_path):

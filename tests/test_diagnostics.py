@@ -68,7 +68,9 @@ def test_tracing_changes_no_result_and_probing_leaves_no_trace(encoder):
     model.eval()
     plain = model(tokens, lengths)
     with traced(model) as records:
-        assert model(tokens, lengths).tolist() == plain.tolist()  # unrolled nn.RNN: same math
+        # the trace takes the autograd loop (unrolled nn.RNN): the same math as the C++ scan,
+        # rounded in another order
+        torch.testing.assert_close(model(tokens, lengths), plain, atol=1e-6, rtol=0)
         assert all(len(steps) == T for steps in records.values())
     model.train()
     probe(model, tokens, lengths, labels)

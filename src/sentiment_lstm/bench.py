@@ -1,5 +1,6 @@
 """Forward+backward time of the custom LSTM against nn.LSTM (padded input) and nn.RNN;
-custom_lstm is the fused path (FusedLSTMScan), custom_lstm_autograd the plain autograd loop.
+custom_lstm is model.kernel=auto (the C++ scan on CPU, Triton on CUDA), custom_lstm_scan the
+Python scan (FusedLSTMScan), custom_lstm_autograd the plain autograd loop.
 
     python -m sentiment_lstm.bench                          # B=64 E=128 H=256, T=128,256,512
     python -m sentiment_lstm.bench --layers 2 --bidirectional --json bench.json

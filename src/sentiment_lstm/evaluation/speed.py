@@ -65,13 +65,12 @@ def recurrent_flops(candidate: str, B: int, E: int, H: int, T: int, layers: int,
 
 def candidates(E: int, H: int, layers: int, bidirectional: bool,
                device: torch.device) -> dict[str, nn.Module]:
-    """custom_lstm takes model.kernel=auto: the fused scan on CPU, Triton on CUDA, where the
-    scan is timed too; custom_lstm_autograd is the autograd loop."""
+    """custom_lstm takes model.kernel=auto: the C++ scan on CPU, Triton on CUDA;
+    custom_lstm_scan is the Python scan, custom_lstm_autograd the autograd loop."""
     kw = dict(num_layers=layers, bidirectional=bidirectional)
     models = {"custom_lstm": LSTM(E, H, **kw), "custom_lstm_autograd": LSTM(E, H, **kw,
                                                                              kernel="loop")}
-    if device.type == "cuda":
-        models["custom_lstm_scan"] = LSTM(E, H, **kw, kernel="scan")
+    models["custom_lstm_scan"] = LSTM(E, H, **kw, kernel="scan")
     for m in models.values():
         m.load_state_dict(models["custom_lstm"].state_dict())
     return models | {"nn.LSTM": nn.LSTM(E, H, **kw), "nn.RNN": nn.RNN(E, H, **kw)}
