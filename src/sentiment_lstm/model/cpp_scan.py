@@ -40,10 +40,14 @@ def _build() -> ModuleType | str:
         from torch.utils import cpp_extension
 
         log.info("loading the C++ LSTM scan (built on first use for each CPU, about a minute)")
-        return cpp_extension.load(
+        module = cpp_extension.load(
             name=f"sentiment_lstm_scan_{_cpu_tag()}", sources=[str(SOURCE)],
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-trapping-math",
                           "-fno-math-errno"], extra_ldflags=["-fopenmp"])
+        # One step on one row: a torch whose internal ops differ fails here, not mid-training.
+        module.forward(torch.zeros(1, 1, 4), torch.zeros(4, 1), torch.ones(1, 1, dtype=torch.bool),
+                       torch.zeros(2, 1, 1), torch.zeros(2, 1, 1), torch.zeros(1, 1, 1), False)
+        return module
     except Exception as e:  # no compiler, no ninja, a failed build: the Python scan serves
         return f"the C++ scan could not be built: {first_line(e)}"
 
@@ -107,8 +111,9 @@ class CppLSTMScan(torch.autograd.Function):
 def _linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
     """a @ w.T (+ bias), through oneDNN's matmul for float32 where torch has it: on the AMD
     EPYC measured it runs the input projection and the input gradient at 62 and 107 GFLOP/s a
-    thread where torch.mm's BLAS runs 56 and 78 (forward+backward 1.06x nn.LSTM against 1.14x
-    through torch.mm). oneDNN makes a kernel for each new shape, once (its primitive cache)."""
+    thread where torch.mm's BLAS runs 56 and 78 (two bench runs: forward+backward 1.06x nn.LSTM
+    against 1.14x through torch.mm, one thread). oneDNN makes a kernel for each new shape, once
+    (its primitive cache)."""
     if a.dtype == torch.float32 and torch.backends.mkldnn.is_available():
         return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [], "")
     return torch.nn.functional.linear(a, w, bias)
