@@ -1,7 +1,7 @@
 """The vanilla LSTM scan as compiled C++ (cpp_scan.cpp) on the CPU: the time loop of each
 direction runs in one parallel region, one batch slice per thread, each step a one-thread GEMM
 and one fused loop of gate math. It is built with the machine's C++ compiler on first use
-(about a minute; torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR or
+(about half a minute; torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR or
 ~/.cache/torch_extensions) for this CPU's instruction set; `unavailable_reason()` says why it
 cannot be used, and the layer then takes the Python scan (scan.py). Parity with the autograd
 loop is tested."""
@@ -39,7 +39,7 @@ def _build() -> ModuleType | str:
     try:
         from torch.utils import cpp_extension
 
-        log.info("loading the C++ LSTM scan (built on first use for each CPU, about a minute)")
+        log.info("loading the C++ LSTM scan (built on first use for each CPU, about 30 s)")
         module = cpp_extension.load(
             name=f"sentiment_lstm_scan_{_cpu_tag()}", sources=[str(SOURCE)],
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-trapping-math",
@@ -79,14 +79,15 @@ class CppLSTMScan(torch.autograd.Function):
                 bias_hh: Tensor, valid: Tensor, reverse: bool):
         T, B, E = x.shape
         H = weight_hh.shape[1]
-        acts = _linear(x.reshape(T * B, E), weight_ih, bias_ih + bias_hh).view(T, B, -1)
+        scan = _build()
+        acts = scan.times_t(x.reshape(T * B, E), weight_ih, bias_ih + bias_hh).view(T, B, -1)
         # The C++ writes every slot but the one where the scan starts.
         hs, cs, tanh_cs = x.new_empty(T + 1, B, H), x.new_empty(T + 1, B, H), x.new_empty(T, B, H)
         start = T if reverse else 0
         hs[start].zero_()
         cs[start].zero_()
         valid = valid.contiguous()
-        _build().forward(acts, weight_hh.contiguous(), valid, hs, cs, tanh_cs, reverse)
+        scan.forward(acts, weight_hh.contiguous(), valid, hs, cs, tanh_cs, reverse)
         ctx.save_for_backward(x, weight_ih, weight_hh, valid, acts, hs, cs, tanh_cs)
         ctx.reverse = reverse
         if reverse:  # the state after the last step taken is the one at t = 0
@@ -100,20 +101,11 @@ class CppLSTMScan(torch.autograd.Function):
     def backward(ctx, d_out: Tensor, d_h: Tensor, d_c: Tensor):
         x, weight_ih, weight_hh, valid, acts, hs, cs, tanh_cs = ctx.saved_tensors
         dh, dc = d_h.contiguous().clone(), d_c.contiguous().clone()
-        _build().backward(acts, weight_hh.t().contiguous(), valid, cs, tanh_cs,
-                          d_out.contiguous(), dh, dc, ctx.reverse)
+        scan = _build()
+        scan.backward(acts, weight_hh.t().contiguous(), valid, cs, tanh_cs, d_out.contiguous(),
+                      dh, dc, ctx.reverse)
         T, B, H4 = acts.shape
-        d_x = (_linear(acts.view(T * B, H4), weight_ih.t().contiguous()).view(T, B, -1)
+        d_x = (scan.times_t(acts.view(T * B, H4), weight_ih.t().contiguous()).view(T, B, -1)
                if ctx.needs_input_grad[0] else None)
         return (d_x, *_weight_grads(acts, x, weight_ih, hs, ctx.reverse, False)[1:7])
 
-
-def _linear(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
-    """a @ w.T (+ bias), through oneDNN's matmul for float32 where torch has it: on the AMD
-    EPYC measured it runs the input projection and the input gradient at 62 and 107 GFLOP/s a
-    thread where torch.mm's BLAS runs 56 and 78 (two bench runs: forward+backward 1.06x nn.LSTM
-    against 1.14x through torch.mm, one thread). oneDNN makes a kernel for each new shape, once
-    (its primitive cache)."""
-    if a.dtype == torch.float32 and torch.backends.mkldnn.is_available():
-        return torch.ops.mkldnn._linear_pointwise(a, w, bias, "none", [], "")
-    return torch.nn.functional.linear(a, w, bias)
