@@ -102,7 +102,7 @@ class CppLSTMScan(torch.autograd.Function):
         x, weight_ih, weight_hh, valid, acts, hs, cs, tanh_cs = ctx.saved_tensors
         dh, dc = d_h.contiguous().clone(), d_c.contiguous().clone()
         scan = _build()
-        scan.backward(acts, weight_hh.t().contiguous(), valid, cs, tanh_cs, d_out.contiguous(),
+        scan.backward(acts, weight_hh.contiguous(), valid, cs, tanh_cs, d_out.contiguous(),
                       dh, dc, ctx.reverse)
         T, B, H4 = acts.shape
         d_x = (scan.times_t(acts.view(T * B, H4), weight_ih.t().contiguous()).view(T, B, -1)
