@@ -54,10 +54,10 @@ def test_bucketing_cuts_padding():
     assert bucketed < 0.05 < random
 
 
-def test_eval_sampler_sorts_by_length():
+def test_eval_sampler_sorts_by_length_longest_first():
     lengths = torch.tensor([5, 1, 4, 2, 3])
     batches = [b.tolist() for b in BucketBatchSampler(lengths, 2, shuffle=False)]
-    assert batches == [[1, 3], [4, 2], [0]]
+    assert batches == [[0, 2], [4, 3], [1]]
 
 
 def test_rank_shards_are_disjoint_equal_sized_slices_of_the_shared_order():
@@ -79,7 +79,7 @@ def test_eval_shards_cover_every_review_exactly_once():
     shards = [[i for b in BucketBatchSampler(lengths, 3, shuffle=False, rank=r, world=2)
                for i in b.tolist()] for r in range(2)]
     assert sorted(shards[0] + shards[1]) == list(range(10))
-    assert shards[0] == [0, 1, 2, 6, 7, 8]
+    assert shards[0] == [9, 8, 7, 3, 2, 1]
 
 
 def test_head_tail_keeps_both_ends_and_none_keeps_everything():

@@ -42,3 +42,44 @@ def test_training_steps_reuse_freed_memory_instead_of_faulting_it_in():
     default, reuse = faults_per_step("default"), faults_per_step("reuse")
     assert default > 2000  # a 39 MB gate buffer alone is ~9,600 pages of 4 KB
     assert reuse < default / 5
+
+
+# A child scores one batch of the longest reviews, then a split of 40 batches of growing
+# length, with freed memory kept for reuse, and prints how much each pass added to its
+# resident memory. Sorted shortest first, each batch would need more room than any freed
+# before it and take new memory (4.3x the one batch's, measured); longest first, the others
+# fit in it.
+EVAL_CHILD = """
+import torch
+from sentiment_lstm.data.tokenizer import EncodedSplit
+from sentiment_lstm.evaluation.scoring import EVAL_BATCH, evaluate_split
+from sentiment_lstm.model.classifier import SentimentClassifier
+from sentiment_lstm.runtime.memory import reuse_freed_memory
+assert reuse_freed_memory()
+torch.manual_seed(0)
+torch.set_num_threads(1)
+
+def split_of(lengths):
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)])
+    ids = torch.randint(1, 100, (int(offsets[-1]),), dtype=torch.int32)
+    return EncodedSplit(ids, offsets, torch.zeros(len(lengths), dtype=torch.long))
+
+def resident_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+model = SentimentClassifier(vocab_size=100, embed_dim=32, hidden_size=64, bidirectional=True)
+lengths = torch.arange(100, 500, 10)
+cpu = torch.device("cpu")
+start = resident_mb()
+evaluate_split(model, split_of(lengths[-1:].repeat(EVAL_BATCH)), 10_000, "head", cpu)
+longest = resident_mb()
+evaluate_split(model, split_of(lengths.repeat_interleave(EVAL_BATCH)), 10_000, "head", cpu)
+print(longest - start, resident_mb() - longest)
+"""
+
+
+def test_scoring_batches_of_growing_length_reuses_the_longest_ones_memory():
+    out = subprocess.run([sys.executable, "-c", EVAL_CHILD], capture_output=True, text=True,
+                         check=True)
+    longest_mb, rest_mb = map(float, out.stdout.split())
+    assert rest_mb < longest_mb

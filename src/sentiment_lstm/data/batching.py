@@ -38,7 +38,9 @@ def truncation_stats(split: EncodedSplit, max_len: int,
 
 class BucketBatchSampler:
     """Batches of similar length. Training: shuffle, cut into pools of `pool_batches` batches,
-    sort each pool by length, batch it, shuffle the batches. Evaluation: sort everything.
+    sort each pool by length, batch it, shuffle the batches. Evaluation: sort everything,
+    longest first, so the first batch's buffers have room for every later one's (with
+    runtime.memory.reuse_freed_memory, growing batches would each take new memory).
 
     Under torchrun, rank r of `world` takes every world-th batch from r on: disjoint shards
     of one shared order (the seed and epoch fix it). In training every rank gets the same
@@ -67,7 +69,8 @@ class BucketBatchSampler:
 
     def _order(self) -> list[Tensor]:
         if not self.shuffle:
-            return list(torch.argsort(self.lengths, stable=True).split(self.batch_size))
+            order = torch.argsort(self.lengths, descending=True, stable=True)
+            return list(order.split(self.batch_size))
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(len(self.lengths), generator=g)
         batches = []
