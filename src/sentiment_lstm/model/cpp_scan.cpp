@@ -99,10 +99,11 @@ inline void cell_row_back(T* __restrict gates, const T* __restrict c_prev,
 }
 
 // a @ w^T (+ bias): through oneDNN's matmul for float32 where torch has it, else at::mm. On
-// the AMD EPYC measured, oneDNN runs the per-step shapes at 83-98 GFLOP/s a thread against
-// at::mm's 64-93, and the input projection and the input gradient at 62 and 107 against 56
-// and 78 (two bench runs: forward+backward 1.06x nn.LSTM, against 1.14x with at::mm for
-// those two, one thread). oneDNN makes a kernel for each new shape, once (its primitive cache).
+// the AMD EPYC Zen 4 measured, oneDNN runs the per-step shapes at 83-98 GFLOP/s a thread
+// against at::mm's 64-93, and the input projection and the input gradient at 62 and 107
+// against 56 and 78 (two bench runs: forward+backward 1.06x nn.LSTM, against 1.14x with at::mm
+// for those two, one thread); on the Zen 3, the input gradient at 68 against 60. oneDNN makes
+// a kernel for each new shape, once (its primitive cache).
 at::Tensor times_t(const at::Tensor& a, const at::Tensor& w,
                    const std::optional<at::Tensor>& bias = std::nullopt) {
   using Sig = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
