@@ -103,6 +103,35 @@ def test_sigterm_under_torchrun_then_resume_equals_uninterrupted_run(tmp_path, d
     assert not list((tmp_path / "outputs").glob("runs/*/results.json"))  # resumed in place
 
 
+def worker_of_rank(launcher: subprocess.Popen, rank: int) -> int:
+    """The pid of torchrun's worker process with this RANK."""
+    for child in Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split():
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in environ:
+            return int(child)
+    raise AssertionError(f"no worker of rank {rank} under torchrun")
+
+
+def test_a_signal_to_one_rank_stops_both_at_the_same_step(tmp_path, data_args):
+    # One rank signalled at any point of a step: both ranks stop after the same step (the
+    # step's all-reduce carries the flag), save, and say how to resume; none waits for ever.
+    cut = tmp_path / "cut"
+    proc = subprocess.Popen([*TORCHRUN, "-m", "sentiment_lstm.train", *data_args, *COMMON,
+                             "data.batch_size=4", "trainer.max_epochs=50",
+                             "trainer.patience=50", f"hydra.run.dir={cut}"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (cut / "epoch000.ckpt").exists():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.kill(worker_of_rank(proc, 0), signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert f"trainer.resume={cut}" in err and "Timeout" not in err, err[-2000:]
+    step = load_bundle(cut / "last.ckpt")["progress"]["step"]
+    assert f"stopped at step {step} and saved" in err
+
+
 @pytest.mark.parametrize("code, status, printed", [(0, 0, ""), (130, 130, ""),
                                                     ("error: bad", 1, "error: bad")])
 def test_finish_exits_as_sys_exit_would_and_flushes_stdout_first(code, status, printed):

@@ -32,6 +32,15 @@ class StopSignal:
     def _handle(self, signum, frame) -> None:
         self.received = signum
 
+    def agree(self, signalled) -> bool:
+        """Whether any rank was signalled (`signalled`: every rank's flag, summed). The ranks
+        stop where this says, not at their own flags: a signal reaches them at slightly
+        different times, and a rank that went on would wait in a collective the stopped one
+        never joins."""
+        if signalled and self.received is None:
+            self.received = signal.SIGTERM  # another rank was signalled
+        return bool(signalled)
+
     def __exit__(self, *exc) -> None:
         for s, handler in self.previous.items():
             signal.signal(s, handler)

@@ -4,7 +4,6 @@ what `python -m sentiment_lstm.train` runs."""
 
 import itertools
 import logging
-import signal
 import time
 from pathlib import Path
 
@@ -156,7 +155,8 @@ class Trainer:
             self.validate(epoch_start)
             s.epoch, s.batch, s.sums = s.epoch + 1, 0, EpochSums()
             self.save_last()
-            if self.stop.received and not s.early_stopped:
+            signalled = distributed.all_reduce(torch.tensor([float(bool(self.stop.received))]))
+            if self.stop.agree(signalled[0]) and not s.early_stopped:
                 raise Interrupted
 
     def train_epoch(self) -> None:
@@ -173,7 +173,7 @@ class Trainer:
                 self.log_train(bar)
             if self.probe and s.step % cfg.diagnostics.every == 0:
                 self.tracker.diagnostics(probe(self.model, *self.probe), s.step)
-            if self.stop.received:
+            if self.stop_agreed:
                 self.save_last()
                 raise Interrupted
             if self.save_due:  # mid-epoch: what a SIGKILL or a crash resumes from
@@ -197,8 +197,7 @@ class Trainer:
              float(self.stop.received is not None), loss.item() * n,
              float((logits.argmax(1) == b.labels).sum()), n, float(batch.lengths.sum()),
              float(self.cadence.time_due())], dtype=torch.float64))
-        if agreed[1] and self.stop.received is None:
-            self.stop.received = signal.SIGTERM  # another rank was signalled
+        self.stop_agreed = self.stop.agree(agreed[1])
         if agreed[0]:
             self.skip_batch()
         else:
