@@ -132,12 +132,15 @@ class StepGemm {
     b_ = onednn_ ? b.t().contiguous() : b.contiguous();  // oneDNN takes it as (N, K)
   }
 
-  // a (n, K) @ b; `out` (n, N) serves the MKL path, one per thread.
+  // The MKL path's output buffer for `rows` rows, one per thread (none for oneDNN's).
+  at::Tensor buffer(int64_t rows) const {
+    return onednn_ ? at::Tensor() : at::empty({rows, b_.size(1)}, b_.options());
+  }
+
+  // a (n, K) @ b, into `out` from buffer(n) on the MKL path.
   at::Tensor operator()(const at::Tensor& a, at::Tensor& out) const {
     return onednn_ ? times_t(a, b_) : at::mm_out(out, a, b_);
   }
-
-  int64_t cols() const { return onednn_ ? b_.size(0) : b_.size(1); }
 
  private:
   bool onednn_ = false;
@@ -154,7 +157,7 @@ void forward_rows(const at::Tensor& acts, const StepGemm& times_w, const bool* v
   T* hs_p = hs.data_ptr<T>();
   T* cs_p = cs.data_ptr<T>();
   T* tanh_p = tanh_cs.data_ptr<T>();
-  at::Tensor buffer = at::empty({n, times_w.cols()}, acts.options());
+  at::Tensor buffer = times_w.buffer(n);
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = reverse ? T_ - 1 - k : k;
     const at::Tensor rec = times_w(hs[t + p].narrow(0, b0, n), buffer);  // (n, 4H)
@@ -187,7 +190,7 @@ void backward_rows(const at::Tensor& acts, const StepGemm& times_w, const bool* 
   const T* d_out_p = d_out.data_ptr<T>();
   T* dh_p = dh.data_ptr<T>();
   T* dc_p = dc.data_ptr<T>();
-  at::Tensor buffer = at::empty({n, times_w.cols()}, acts.options());
+  at::Tensor buffer = times_w.buffer(n);
   for (int64_t k = 0; k < T_; ++k) {
     const int64_t t = reverse ? k : T_ - 1 - k;
     for (int64_t b = b0; b < b1; ++b) {
