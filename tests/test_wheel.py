@@ -8,8 +8,13 @@ from pathlib import Path
 
 from helpers import ROOT
 
+from sentiment_lstm.model import cpp_scan
+
 
 def test_wheel_installs_into_fresh_venv_and_trains_from_tmp(tmp_path, tiny_tarball):
+    assert cpp_scan.build_error() is None
+    (built,) = cpp_scan.build_folder().glob("*.so")
+    built_at = built.stat().st_mtime_ns
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
                     str(ROOT)], check=True, timeout=300)
@@ -39,5 +44,6 @@ def test_wheel_installs_into_fresh_venv_and_trains_from_tmp(tmp_path, tiny_tarba
         cwd=workdir, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "falls back" not in proc.stderr  # the C++ scan's source ships and builds
+    assert built.stat().st_mtime_ns == built_at  # the same source elsewhere: the same build
     (results,) = workdir.glob("outputs/runs/*_lstm_s0/results.json")
     assert json.loads(results.read_text())["test"]["n"] == 40

@@ -4,11 +4,18 @@ and one fused loop of gate math. It is built with the machine's C++ compiler on 
 (about half a minute; torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR or
 ~/.cache/torch_extensions) for this CPU's instruction set; `unavailable_reason()` says why it
 cannot be used, and the layer then takes the Python scan (scan.py). Parity with the autograd
-loop is tested."""
+loop is tested.
+
+The build compiles a copy of the source kept in its cache folder: ninja rebuilds whenever the
+compile command changes, and the command names the source's path, so two installs of the
+same code (a checkout and a wheel, say) would otherwise rebuild each other's module on every
+switch."""
 
 import hashlib
 import logging
+import os
 import platform
+import sys
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -23,14 +30,35 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("cpp_scan.cpp")
 
 
-def _cpu_tag() -> str:
-    """A short tag of this CPU's model and flags: the build uses -march=native, so a cache
-    shared by several machines (a home folder on a cluster) keeps one build per kind of CPU."""
+def _build_tag() -> str:
+    """A short tag of this CPU's model and flags, Python and torch: the build uses
+    -march=native, so a cache shared by several machines (a home folder on a cluster) or by
+    several environments keeps one build for each."""
     try:
         info = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
         info = platform.processor()
-    return hashlib.sha1(info.encode()).hexdigest()[:10]
+    return hashlib.sha1(f"{info}{sys.version}{torch.__version__}".encode()).hexdigest()[:10]
+
+
+def build_folder() -> Path:
+    """Where this machine's build of the C++ scan lives."""
+    from torch.utils import cpp_extension
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    return Path(root) / f"sentiment_lstm_scan_{_build_tag()}"
+
+
+def _source_in(folder: Path) -> Path:
+    """The source, copied into the build folder when its bytes differ from the copy there
+    (atomically: DDP ranks build at once; an unchanged copy keeps its time stamp for ninja)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copy, code = folder / SOURCE.name, SOURCE.read_bytes()
+    if not copy.is_file() or copy.read_bytes() != code:
+        partial = folder / f".{SOURCE.name}.{os.getpid()}"
+        partial.write_bytes(code)
+        os.replace(partial, copy)
+    return copy
 
 
 @cache
@@ -40,8 +68,9 @@ def _build() -> ModuleType | str:
         from torch.utils import cpp_extension
 
         log.info("loading the C++ LSTM scan (built on first use for each CPU, about 30 s)")
+        folder = build_folder()
         module = cpp_extension.load(
-            name=f"sentiment_lstm_scan_{_cpu_tag()}", sources=[str(SOURCE)],
+            name=folder.name, sources=[str(_source_in(folder))], build_directory=str(folder),
             extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-trapping-math",
                           "-fno-math-errno"], extra_ldflags=["-fopenmp"])
         # One step on one row: a torch whose internal ops differ fails here, not mid-training.
