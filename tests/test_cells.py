@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from sentiment_lstm.model import cells
 from sentiment_lstm.model.cells import LSTM, LSTMCell, LSTMLayer, copy_from_nn_lstm
 
 # The parity tests also run on a GPU where there is one (cuDNN's nn.LSTM as the reference).
@@ -155,6 +156,8 @@ def test_kernel_switch_picks_a_path_and_falls_back_with_one_warning(caplog):
         assert LSTMLayer(3, 4, kernel="scan").path(x) == "loop"
     coupled = LSTMLayer(3, 4, kernel="triton", variant="coupled")
     linear = LSTMLayer(3, 4, kernel="cpp", variant="linear_input")
+    cells._log_once.cache_clear()  # each warning once per process, whichever test came first
+    caplog.clear()
     with caplog.at_level("WARNING"):
         assert [coupled.path(x), coupled.path(x), linear.path(x)] == ["scan"] * 3
     assert [r.getMessage() for r in caplog.records] == [
