@@ -23,7 +23,7 @@ run() {  # name, seconds, command...: a log, a status line, never a stop
     local rc=$?
     echo "$name: rc=$rc ($(tail -n 1 "$out/$name.log"))" | tee -a "$out/summary.txt"
 }
-pytest_args=(-q -p no:cacheprovider -rs)
+pytest_args=(-q -p no:cacheprovider -rs -o addopts=)  # one process, with or without xdist
 run test_triton_scan 150 python -m pytest "${pytest_args[@]}" tests/test_triton_scan.py \
     --junitxml="$out/test_triton_scan.xml"
 run test_cuda 150 python -m pytest "${pytest_args[@]}" -k cuda \
