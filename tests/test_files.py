@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from sentiment_lstm.data.corpus import read_labeled
 from sentiment_lstm.data.files import file_format, read_split
 from sentiment_lstm.data.types import DataError
 
@@ -73,3 +74,15 @@ def test_bad_files(tmp_path, name, content, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(DataError, match="nope.csv does not exist"):
         read_split(tmp_path / "nope.csv", "auto", "text", "label")
+
+
+def test_evaluate_reads_a_file_as_training_does_and_maps_labels_to_the_runs(tmp_path):
+    """A TSV quote stays a character and an empty text is dropped, as when training read the
+    file; labels are the run's names in any case, or their indices."""
+    path = write(tmp_path / "test.tsv", 'text\tlabel\n"Great" film\tPOS\n\tneg\nbad "one\t0\n')
+    assert read_labeled(path, ["neg", "pos"]) == (['"Great" film', 'bad "one'], [1, 0])
+    with pytest.raises(DataError, match=r"b.csv: unknown label 'meh' \(expected one of neg, "
+                                        r"pos, 0, 1\)"):
+        read_labeled(write(tmp_path / "b.csv", "text,label\nfine,pos\nhm,meh\n"), ["neg", "pos"])
+    three = write(tmp_path / "c.jsonl", '{"text": "x", "label": 5}\n{"text": "y", "label": 1}\n')
+    assert read_labeled(three, ["1", "5", "10"]) == (["x", "y"], [1, 0])  # integer names

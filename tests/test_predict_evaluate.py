@@ -14,6 +14,7 @@ from helpers import TINY, make_review, make_tarball, run_cli
 from sentiment_lstm import checkpoint, compare, evaluate, io, predict
 from sentiment_lstm.checkpoint import FORMAT
 from sentiment_lstm.data import sources
+from sentiment_lstm.data.corpus import read_labeled
 from sentiment_lstm.evaluation.metrics import accuracy_by_length
 from sentiment_lstm.inference import load_classifier, predict_throughput
 from sentiment_lstm.reports.tables import find_results
@@ -159,7 +160,7 @@ def test_predict_reads_stdin_text_flags_and_csv_labels(run_dir, tmp_path):
     assert rows[2]["truncated"] and rows[2]["tokens"] == 500_000 and rows[2]["label"]
     csv_path = tmp_path / "x.csv"
     csv_path.write_text('text,label\n"Good, very good.",1\nBad.,NEG\n')
-    assert io.read_labeled(csv_path, clf.labels) == (["Good, very good.", "Bad."], [1, 0])
+    assert read_labeled(csv_path, clf.labels) == (["Good, very good.", "Bad."], [1, 0])
 
 
 def test_line_breaks_inside_a_review_do_not_split_it(tmp_path):
@@ -174,7 +175,7 @@ def test_line_breaks_inside_a_review_do_not_split_it(tmp_path):
     long = "word " * 40_000
     rows = ['"Slow\x85 then great.\n\nReally.",pos', '"Dull\u2028""long""",0', f"{long},1"]
     path = write(tmp_path / "l.csv", ("text,label\r\n" + "\r\n".join(rows)).encode())
-    assert io.read_labeled(path, ["neg", "pos"]) == (
+    assert read_labeled(path, ["neg", "pos"]) == (
         ["Slow\x85 then great.\n\nReally.", 'Dull\u2028"long"', long], [1, 0, 1])
 
 
@@ -204,7 +205,8 @@ def test_predict_bad_input(run_dir, tmp_path, capsys, case, message):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"review,stars\nx,1\n", "needs columns 'text' and 'label'"),
+    (b"review,stars\nx,1\n", "row 1 has no column 'text' (columns found: 'review', 'stars'); "
+                             "pass --text-column / --label-column"),
     (b"text,label\nx,maybe\n", "unknown label 'maybe'"),
     (b'text,label\n"an unclosed quote,1\n', "row 1 has no 'label' value"),
 ])

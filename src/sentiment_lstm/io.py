@@ -3,8 +3,6 @@
 Every reader raises InputError with a one-line message that names the file and the place.
 """
 
-import csv
-import io
 import json
 import os
 import re
@@ -86,69 +84,25 @@ def read_lines(path: str | None) -> list[str]:
     return lines
 
 
-def read_jsonl(path: str, fields: tuple[str, ...] = ("text",),
-               strings: tuple[str, ...] = ("text",)) -> list[dict]:
-    """One JSON object per non-blank line with every one of `fields`; those named in
-    `strings` must hold strings."""
-    rows = []
+def read_jsonl_texts(path: str) -> list[str]:
+    """The "text" field of each non-blank line, every line a JSON object with a string there."""
+    texts = []
     for i, line in enumerate(read_lines(path), 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             row = None
-        if not isinstance(row, dict) or not all(f in row for f in fields):
-            raise InputError(f"{path}: line {i} is not a JSON object with "
-                             + " and ".join(f'a "{f}"' for f in fields) + " field")
-        for f in strings:
-            if f in row and not isinstance(row[f], str):
-                raise InputError(f'{path}: line {i}: "{f}" is {type(row[f]).__name__}, '
-                                 "not a string")
-        rows.append(row)
-    return rows
+        if not isinstance(row, dict) or "text" not in row:
+            raise InputError(f'{path}: line {i} is not a JSON object with a "text" field')
+        if not isinstance(row["text"], str):
+            raise InputError(f'{path}: line {i}: "text" is {type(row["text"]).__name__}, '
+                             "not a string")
+        texts.append(row["text"])
+    return texts
 
 
 def read_texts(path: str | None, jsonl: bool = False) -> list[str]:
     """Reviews from a file (one per line, or JSONL with a "text" field) or stdin ("-")."""
     if jsonl or (path or "").endswith(".jsonl"):
-        return [row["text"] for row in read_jsonl(path or "-")]
+        return read_jsonl_texts(path or "-")
     return read_lines(path)
-
-
-def read_csv(path: str, columns: tuple[str, ...], delimiter: str = ",") -> list[dict]:
-    """Rows of a CSV (or TSV) file with a header naming every one of `columns`. csv splits
-    the rows itself: a quoted text may span lines, blank ones too, and be longer than csv's
-    128 KB default field limit."""
-    csv.field_size_limit(2**31 - 1)
-    rows = list(csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter))
-    if not rows or not set(columns) <= set(rows[0]):
-        found = ", ".join(rows[0]) if rows else "nothing"
-        raise InputError(f"{path}: needs columns {' and '.join(map(repr, columns))}, "
-                         f"found {found}")
-    return rows
-
-
-def read_labeled(path: Path, labels: list[str], text_col: str | list[str] = "text",
-                 label_col: str = "label") -> tuple[list[str], list[int]]:
-    """(texts, label indices) from a CSV (TSV for .tsv) with a header or a JSONL file; the
-    text is one column or several joined with a newline. A label is one of `labels`
-    (case-insensitive), or its index when the label names are not integers themselves."""
-    cols = (text_col,) if isinstance(text_col, str) else tuple(text_col)
-    if path.suffix == ".jsonl":
-        rows = read_jsonl(str(path), (*cols, label_col), cols)
-    else:
-        rows = read_csv(str(path), (*cols, label_col), "\t" if path.suffix == ".tsv" else ",")
-    names = {name.lower(): i for i, name in enumerate(labels)}
-    if not all(re.fullmatch(r"[+-]?\d+", n) for n in labels):
-        names |= {str(i): i for i in range(len(labels))}
-    texts, ys = [], []
-    for i, row in enumerate(rows, 1):
-        if row[label_col] is None:
-            raise InputError(f"{path}: row {i} has no {label_col!r} value")
-        y = str(row[label_col]).strip().lower()
-        y = str(int(y)) if re.fullmatch(r"[+-]?\d+", y) else y
-        if y not in names:
-            raise InputError(f"{path}: row {i} has unknown label {row[label_col]!r} "
-                             f"(expected one of {', '.join(names)})")
-        texts.append("\n".join(str(row[c]) for c in cols if row[c]))
-        ys.append(names[y])
-    return texts, ys

@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 from sentiment_lstm.data import files, hub, sources
-from sentiment_lstm.data.labels import encode_splits
+from sentiment_lstm.data.labels import encode_splits, indices_in
 from sentiment_lstm.data.types import LABELS, DataError, RawTexts, Texts
-from sentiment_lstm.io import InputError, read_labeled
+from sentiment_lstm.io import InputError
 
 SPLITS = ("train", "validation", "test")
 
@@ -66,6 +66,15 @@ def imdb_split(path: Path, d: dict, split: str) -> tuple[list[str], list[int]]:
     return sources.load_splits(source, d["val_fraction"], d["split_seed"], limit)[split]
 
 
+def read_labeled(file: str | Path, labels: list[str], text_column="text", label_column="label",
+                 fmt: str = "auto") -> tuple[list[str], list[int]]:
+    """(texts, label indices) of a labeled file scored against a run's label names, read as
+    training reads its files (rows with an empty text dropped)."""
+    texts, raw = files.read_split(file, fmt, text_column, label_column,
+                                  "pass --text-column / --label-column")
+    return texts, indices_in(raw, labels, str(file))
+
+
 def evaluation_texts(d: dict, labels: list[str], file: str | None, split: str,
                      imdb_path: str | None, text_column: list[str] | None,
                      label_column: str | None) -> tuple[list[str], list[int], str]:
@@ -76,11 +85,12 @@ def evaluation_texts(d: dict, labels: list[str], file: str | None, split: str,
         if d.get("source") != "files" or not d.get("test") or split == "val":
             raise InputError("this checkpoint was not trained on IMDB: pass --file "
                              "labeled.csv|.tsv|.jsonl")
-        file = d["test"]  # the run's own test file
+        file, fmt = d["test"], d.get("format", "auto")  # the run's own test file, read as then
+    else:
+        fmt = "auto"
     if file:
-        texts, ys = read_labeled(Path(file), labels, text_column or d.get("text_column", "text"),
-                                 label_column or d.get("label_column", "label"))
-        return texts, ys, file
+        return (*read_labeled(file, labels, text_column or d.get("text_column", "text"),
+                              label_column or d.get("label_column", "label"), fmt), file)
     if not imdb_path:
         raise InputError(f"the IMDB {split} split needs --data-path or ${sources.ENV_PATH}")
     return *imdb_split(Path(imdb_path), d, split), f"imdb/{split}"

@@ -94,7 +94,8 @@ def _jsonl(path: Path, text: str) -> list[dict]:
     return rows
 
 
-def read_split(path: str | Path, fmt: str, text_column, label_column: str) -> RawTexts:
+def read_split(path: str | Path, fmt: str, text_column, label_column: str,
+               columns_hint: str = "set data.text_column / data.label_column") -> RawTexts:
     """(texts, raw labels) of one file. Rows whose text is empty are dropped with a warning
     (a text-less row teaches nothing and would be scored as a guess)."""
     path = Path(path)
@@ -114,7 +115,7 @@ def read_split(path: str | Path, fmt: str, text_column, label_column: str) -> Ra
         if missing:
             found = ", ".join(repr(k) for k in row if k not in (_LINE, None))
             raise DataError(f"{path}: {where} has no column {missing[0]!r} (columns found: "
-                            f"{found}); set data.text_column / data.label_column")
+                            f"{found}); {columns_hint}")
         parts = [row[c] for c in cols]
         if any(p is not None and not isinstance(p, str) for p in parts):
             raise DataError(f"{path}: {where}: the text is not a string")

@@ -75,6 +75,20 @@ def encode_splits(raw: dict[str, RawTexts], declared: list | None,
     return names, out
 
 
+def indices_in(values: list, names: list[str], where: str) -> list[int]:
+    """Each raw label of a file scored against a trained run's label names: a name
+    (case-insensitive) or, where the names are not integers themselves, its index."""
+    index = {n.lower(): i for i, n in enumerate(names)}
+    if not all(_INT.fullmatch(n) for n in names):
+        index |= {str(i): i for i in range(len(names))}
+    found = [index.get(_name(v, where)[1].lower()) for v in values]
+    if None in found:
+        row = found.index(None)
+        raise DataError(f"{where}: unknown label {values[row]!r} (expected one of "
+                        f"{', '.join(index)})")
+    return found
+
+
 def class_weights(labels: list[int], n_classes: int, spec) -> list[float] | None:
     """loss.class_weights: None (unweighted), "auto" (n / (k * count): balanced, as
     scikit-learn's) or one positive weight per class."""
