@@ -7,6 +7,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from sentiment_lstm.data.tokenizer import encode
 from sentiment_lstm.evaluation.failures import confidently_wrong
+from sentiment_lstm.evaluation.scoring import split_probabilities
 from sentiment_lstm.inference import load_classifier
 from sentiment_lstm.reports.failures import strip, where_it_fails
 from sentiment_lstm.reports.tracking import Tracker
@@ -28,7 +29,9 @@ def test_event_file_holds_pr_curves_confusion_and_wrong_reviews(tmp_path):
     texts = ["a great superb film", "awful boring worst plot", "the movie was loved"] * 4
     split = encode(clf.tokenizer, texts, [1, 0, 1] * 4)
     tracker = Tracker(tmp_path / "run")
-    where_it_fails(tracker, ckpt, {"test": split, "val": split}, torch.device("cpu"), 7, k=2)
+    probs = split_probabilities(clf.model, split, clf.max_len, clf.truncate, clf.device)
+    where_it_fails(tracker, ckpt, {"test": split, "val": split}, probs, torch.device("cpu"), 7,
+                   k=2)
     tracker.close()
     (events,) = (tmp_path / "run").glob("events.out.tfevents.*")
     acc = EventAccumulator(str(events), size_guidance={"tensors": 0, "images": 0})

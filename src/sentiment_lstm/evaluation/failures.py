@@ -1,29 +1,10 @@
-"""Where a model fails: its probabilities over an encoded split, and the reviews it gets wrong
-most confidently."""
+"""Where a model fails: the reviews it gets wrong most confidently."""
 
 import torch
 from torch import Tensor
 
-from sentiment_lstm.data.batching import BucketBatchSampler, batches, collate
+from sentiment_lstm.data.batching import collate
 from sentiment_lstm.data.tokenizer import EncodedSplit
-from sentiment_lstm.model.classifier import SentimentClassifier
-
-EVAL_BATCH = 256
-
-
-@torch.no_grad()
-def split_probabilities(model: SentimentClassifier, split: EncodedSplit, max_len: int,
-                        truncate: str, device: torch.device) -> Tensor:
-    """P(class) (N, C) for every review of the split, in split order (eval mode, fp32)."""
-    was_training = model.training
-    model.eval()
-    probs = torch.empty(len(split), model.head.out_features)
-    sampler = BucketBatchSampler(split.lengths, EVAL_BATCH, shuffle=False)
-    for batch in batches(split, sampler, max_len, truncate):
-        b = batch.to(device)
-        probs[batch.index] = model(b.tokens, b.lengths).float().softmax(-1).cpu()
-    model.train(was_training)
-    return probs
 
 
 def confidently_wrong(probs: Tensor, labels: Tensor, k: int) -> list[int]:

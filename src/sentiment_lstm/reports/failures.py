@@ -14,8 +14,9 @@ import torch
 
 from sentiment_lstm.data.tokenizer import EncodedSplit
 from sentiment_lstm.evaluation.explain import running_prediction
-from sentiment_lstm.evaluation.failures import confidently_wrong, fed_ids, split_probabilities
-from sentiment_lstm.evaluation.metrics import classification_report
+from sentiment_lstm.evaluation.failures import confidently_wrong, fed_ids
+from sentiment_lstm.evaluation.metrics import classification_report, predicted
+from sentiment_lstm.evaluation.scoring import split_probabilities
 from sentiment_lstm.inference import load_classifier
 from sentiment_lstm.reports.tracking import Tracker
 
@@ -58,16 +59,16 @@ def wrong_reviews_markdown(model, tokenizer, split: EncodedSplit, probs: torch.T
 
 
 def where_it_fails(tracker: Tracker, checkpoint: str | Path, splits: dict[str, EncodedSplit],
-                   device: torch.device, step: int, k: int = 5) -> None:
-    """Log test/pr_curve/<class>, test/confusion and val/most_confidently_wrong for a
-    checkpoint (rank 0 only: the others' trackers write nothing)."""
+                   test_probs: torch.Tensor, device: torch.device, step: int,
+                   k: int = 5) -> None:
+    """Log test/pr_curve/<class> and test/confusion from the checkpoint's P(class) on the test
+    split, and val/most_confidently_wrong (rank 0 only: the others' trackers write nothing)."""
     if tracker.writer is None:
         return
     clf = load_classifier(checkpoint, str(device))
     test = splits["test"]
-    probs = split_probabilities(clf.model, test, clf.max_len, clf.truncate, clf.device)
-    tracker.pr_curves("test", test.labels, probs, clf.labels, step)
-    report = classification_report(probs.argmax(1), test.labels, clf.labels)
+    tracker.pr_curves("test", test.labels, test_probs, clf.labels, step)
+    report = classification_report(predicted(test_probs), test.labels, clf.labels)
     tracker.confusion("test", report["confusion"], clf.labels, step)
     val = splits["val"]
     val_probs = split_probabilities(clf.model, val, clf.max_len, clf.truncate, clf.device)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sentiment_lstm import __version__
 from sentiment_lstm.data.tokenizer import EncodedSplit
+from sentiment_lstm.evaluation.metrics import predicted
 from sentiment_lstm.evaluation.predictions import save_predictions
 from sentiment_lstm.evaluation.scoring import test_checkpoint
 from sentiment_lstm.io import atomic_write_text
@@ -24,7 +25,8 @@ def test_best(out: Path, splits: dict[str, EncodedSplit], cfg: DictConfig,
     """The best checkpoint on the test split, overall and per review length; which reviews
     it got right goes to test_predictions.csv, for paired tests between runs."""
     test = splits["test"]
-    result, correct = test_checkpoint(out / "best.ckpt", test, cfg, device)
+    result, probs = test_checkpoint(out / "best.ckpt", test, cfg, device)
+    correct = predicted(probs) == test.labels
     if is_main:
         save_predictions(correct, test.lengths, out / "test_predictions.csv")
     tracker.scalars({"test/loss": result["loss"], "test/acc": result["acc"],
@@ -32,7 +34,7 @@ def test_best(out: Path, splits: dict[str, EncodedSplit], cfg: DictConfig,
                      **{f"test/f1_by_class/{name}": c["f1"]
                         for name, c in result["per_class"].items()}}, step)
     tracker.by_length("test", result["acc_by_len"], step)
-    where_it_fails(tracker, out / "best.ckpt", splits, device, step)
+    where_it_fails(tracker, out / "best.ckpt", splits, probs, device, step)
     log.info("test acc %.4f macro-F1 %.4f; by length: %s", result["acc"], result["macro_f1"],
              {k: (round(v["acc"], 4), v["n"]) for k, v in result["acc_by_len"].items()})
     return result

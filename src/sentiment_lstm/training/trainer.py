@@ -24,7 +24,7 @@ from sentiment_lstm.data.labels import class_weights
 from sentiment_lstm.data.sources import is_imdb
 from sentiment_lstm.data.tokenizer import prepare
 from sentiment_lstm.evaluation.diagnostics import probe, probe_batch
-from sentiment_lstm.evaluation.metrics import classification_report, default_edges
+from sentiment_lstm.evaluation.metrics import classification_report, default_edges, predicted
 from sentiment_lstm.evaluation.scoring import evaluate_split
 from sentiment_lstm.io import atomic_save
 from sentiment_lstm.reports.tracking import Tracker
@@ -234,8 +234,9 @@ class Trainer:
     def validate(self, epoch_start: float) -> None:
         d, s = self.cfg.data, self.state
         val = self.splits["val"]
-        val_loss, pred = evaluate_split(self.model, val, d.max_len, d.truncate, self.device,
-                                        self.cfg.trainer.precision)
+        val_loss, probs = evaluate_split(self.model, val, d.max_len, d.truncate, self.device,
+                                         self.cfg.trainer.precision)
+        pred = predicted(probs)
         val_acc = (pred == val.labels).float().mean().item()
         val_f1 = classification_report(pred, val.labels, self.labels)["macro_f1"]
         self.tracker.scalars({"val/loss": val_loss, "val/acc": val_acc,
