@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from sentiment_lstm.model import cells
+from sentiment_lstm.model import cells, cpp_scan
 from sentiment_lstm.model.cells import LSTM, LSTMCell, LSTMLayer, copy_from_nn_lstm
 
 # The parity tests also run on a GPU where there is one (cuDNN's nn.LSTM as the reference).
@@ -183,16 +183,21 @@ def test_cpp_scan_saturates_like_torch_and_keeps_nan():
     assert not out[0].isnan().any() and out[1].isnan().all() and h.isnan().all()
 
 
-def test_cpp_scan_falls_back_to_the_scan_where_it_cannot_be_built(tmp_path):
-    """A machine without a working compiler: one warning, and the Python scan trains."""
+def test_cpp_scan_falls_back_to_the_scan_where_it_cannot_be_built(tmp_path, monkeypatch):
+    """A machine without a working compiler: one warning, and the Python scan trains. The
+    build folder holds the lock file of a build killed before: it is removed, not waited on."""
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    cpp_scan.build_folder().mkdir()
+    (cpp_scan.build_folder() / "lock").touch()
     code = ("import logging, torch; logging.basicConfig(level=logging.WARNING)\n"
             "from sentiment_lstm.model.cells import LSTM\n"
             "out, _ = LSTM(3, 4)(torch.randn(5, 2, 3), torch.tensor([5, 2]))\n"
             "print(type(out.grad_fn).__name__)\n")
-    env = os.environ | {"CXX": "/bin/false", "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    env = os.environ | {"CXX": "/bin/false"}
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["FusedLSTMScanBackward"]
+    assert "lock, left by a build that was killed" in run.stderr
     warnings = [line for line in run.stderr.splitlines() if "falls back" in line]
     assert len(warnings) == 1 and "the C++ scan could not be built" in warnings[0], run.stderr

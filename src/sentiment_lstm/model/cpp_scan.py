@@ -52,7 +52,6 @@ def build_folder() -> Path:
 def _source_in(folder: Path) -> Path:
     """The source, copied into the build folder when its bytes differ from the copy there
     (atomically: DDP ranks build at once; an unchanged copy keeps its time stamp for ninja)."""
-    folder.mkdir(parents=True, exist_ok=True)
     copy, code = folder / SOURCE.name, SOURCE.read_bytes()
     if not copy.is_file() or copy.read_bytes() != code:
         partial = folder / f".{SOURCE.name}.{os.getpid()}"
@@ -61,18 +60,33 @@ def _source_in(folder: Path) -> Path:
     return copy
 
 
+def _compile(folder: Path) -> ModuleType:
+    """cpp_extension.load under a lock the kernel releases when its holder dies: a build
+    killed mid-way (SIGKILL, the OOM killer) leaves torch's own `lock` file behind, and every
+    later load would wait on it forever; under this lock no live build holds that file."""
+    import fcntl
+
+    from torch.utils import cpp_extension
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "build.flock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        left = folder / "lock"
+        if left.exists():
+            log.warning("removing %s, left by a build that was killed", left)
+            left.unlink()
+        return cpp_extension.load(
+            name=folder.name, sources=[str(_source_in(folder))], build_directory=str(folder),
+            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-trapping-math",
+                          "-fno-math-errno"], extra_ldflags=["-fopenmp"])
+
+
 @cache
 def _build() -> ModuleType | str:
     """The compiled module, or the one-line reason it could not be built."""
     try:
-        from torch.utils import cpp_extension
-
         log.info("loading the C++ LSTM scan (built on first use for each CPU, about 30 s)")
-        folder = build_folder()
-        module = cpp_extension.load(
-            name=folder.name, sources=[str(_source_in(folder))], build_directory=str(folder),
-            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-trapping-math",
-                          "-fno-math-errno"], extra_ldflags=["-fopenmp"])
+        module = _compile(build_folder())
         # One step on one row: a torch whose internal ops differ fails here, not mid-training.
         module.forward(torch.zeros(1, 1, 4), torch.zeros(4, 1), torch.ones(1, 1, dtype=torch.bool),
                        torch.zeros(2, 1, 1), torch.zeros(2, 1, 1), torch.zeros(1, 1, 1), False)
