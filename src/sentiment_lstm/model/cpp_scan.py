@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from sentiment_lstm.io import first_line
-from sentiment_lstm.model.scan import _weight_grads
+from sentiment_lstm.model.scan import parameter_grads
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("cpp_scan.cpp")
@@ -150,5 +150,6 @@ class CppLSTMScan(torch.autograd.Function):
         T, B, H4 = acts.shape
         d_x = (scan.times_t(acts.view(T * B, H4), weight_ih.t().contiguous()).view(T, B, -1)
                if ctx.needs_input_grad[0] else None)
-        return (d_x, *_weight_grads(acts, x, weight_ih, hs, ctx.reverse, False)[1:7])
+        d_w_ih, d_w_hh, d_b = parameter_grads(acts, x, hs, ctx.reverse)
+        return d_x, d_w_ih, d_w_hh, d_b, d_b, None, None
 

@@ -102,7 +102,7 @@ class FusedLSTMScan(torch.autograd.Function):
             torch.ops.aten.sigmoid_backward(d_o, o, grad_input=o)
             dh, dc = _carry_back(steps[t], masks[t] if partial[t] else None, weight_hh, dh, dc,
                                  dc_next)  # steps[t]: acts[t] holds the gate gradients now
-        return _weight_grads(acts, x, weight_ih, hs, reverse, ctx.needs_input_grad[0])
+        return _grads(acts, x, weight_ih, hs, reverse, ctx.needs_input_grad[0])
 
 
 def _variant_cell(spec: Variant, gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -197,7 +197,7 @@ def _variant_backward(ctx, d_out: Tensor, d_h: Tensor, d_c: Tensor):
                                            cs[t + a])
         dg = torch.stack(pre, 1, out=acts[t].view(B, n, H)).view(B, nH)  # acts[t] is spent
         dh, dc = _carry_back(dg, masks[t] if partial[t] else None, weight_hh, dh, dc, dc_next)
-    return _weight_grads(acts, x, weight_ih, hs, reverse, ctx.needs_input_grad[0])
+    return _grads(acts, x, weight_ih, hs, reverse, ctx.needs_input_grad[0])
 
 
 def _carry_back(dg: Tensor, mask: Tensor | None, weight_hh: Tensor, dh: Tensor, dc: Tensor,
@@ -211,15 +211,21 @@ def _carry_back(dg: Tensor, mask: Tensor | None, weight_hh: Tensor, dh: Tensor, 
     return torch.where(mask, torch.mm(dg, weight_hh), dh), torch.where(mask, dc_next, dc)
 
 
-def _weight_grads(acts: Tensor, x: Tensor, weight_ih: Tensor, hs: Tensor, reverse: bool,
-                  input_grad: bool) -> tuple:
-    """Backward's return from the gate gradients of every step, left in acts (T, B, nH): each
-    gradient over all steps in one GEMM."""
+def parameter_grads(acts: Tensor, x: Tensor, hs: Tensor,
+                    reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of weight_ih, weight_hh and the bias from the gate gradients of every
+    step, left in acts (T, B, nH): each over all steps in one GEMM."""
     T, B, nH = acts.shape
-    E, H = x.shape[-1], hs.shape[-1]
     d_gates = acts.view(T * B, nH)
-    d_x = d_gates.mm(weight_ih).view(T, B, E) if input_grad else None
-    d_w_ih = d_gates.t().mm(x.reshape(T * B, E))
-    d_w_hh = d_gates.t().mm((hs[1:] if reverse else hs[:-1]).reshape(T * B, H))
-    d_b = d_gates.sum(0)
+    d_w_ih = d_gates.t().mm(x.reshape(T * B, x.shape[-1]))
+    d_w_hh = d_gates.t().mm((hs[1:] if reverse else hs[:-1]).reshape(T * B, hs.shape[-1]))
+    return d_w_ih, d_w_hh, d_gates.sum(0)
+
+
+def _grads(acts: Tensor, x: Tensor, weight_ih: Tensor, hs: Tensor, reverse: bool,
+           input_grad: bool) -> tuple:
+    """FusedLSTMScan.backward's return, one gradient (or None) per input of forward."""
+    T, B, nH = acts.shape
+    d_x = acts.view(T * B, nH).mm(weight_ih).view(T, B, -1) if input_grad else None
+    d_w_ih, d_w_hh, d_b = parameter_grads(acts, x, hs, reverse)
     return d_x, d_w_ih, d_w_hh, d_b, d_b, None, None, None
