@@ -51,12 +51,10 @@ def build_folder() -> Path:
 
 def _source_in(folder: Path) -> Path:
     """The source, copied into the build folder when its bytes differ from the copy there
-    (atomically: DDP ranks build at once; an unchanged copy keeps its time stamp for ninja)."""
+    (an unchanged copy keeps its time stamp, so ninja has nothing to do)."""
     copy, code = folder / SOURCE.name, SOURCE.read_bytes()
     if not copy.is_file() or copy.read_bytes() != code:
-        partial = folder / f".{SOURCE.name}.{os.getpid()}"
-        partial.write_bytes(code)
-        os.replace(partial, copy)
+        copy.write_bytes(code)
     return copy
 
 
