@@ -187,8 +187,9 @@ def test_cpp_scan_falls_back_to_the_scan_where_it_cannot_be_built(tmp_path, monk
     """A machine without a working compiler: one warning, and the Python scan trains. The
     build folder holds the lock file of a build killed before: it is removed, not waited on."""
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    cpp_scan.build_folder().mkdir()
-    (cpp_scan.build_folder() / "lock").touch()
+    folder = cpp_scan.build_folder()
+    folder.mkdir()
+    (folder / "lock").touch()
     code = ("import logging, torch; logging.basicConfig(level=logging.WARNING)\n"
             "from sentiment_lstm.model.cells import LSTM\n"
             "out, _ = LSTM(3, 4)(torch.randn(5, 2, 3), torch.tensor([5, 2]))\n"

@@ -81,13 +81,12 @@ def evaluation_texts(d: dict, labels: list[str], file: str | None, split: str,
     """(texts, labels, what they are) that `evaluate` scores for a run whose data config is
     `d`: a labeled file, else the run's own test file, else an IMDB split."""
     own_data = d.get("source") == "files" or (d.get("source") == "hub" and d.get("name"))
+    fmt = "auto"
     if not file and own_data:
         if d.get("source") != "files" or not d.get("test") or split == "val":
             raise InputError("this checkpoint was not trained on IMDB: pass --file "
                              "labeled.csv|.tsv|.jsonl")
         file, fmt = d["test"], d.get("format", "auto")  # the run's own test file, read as then
-    else:
-        fmt = "auto"
     if file:
         return (*read_labeled(file, labels, text_column or d.get("text_column", "text"),
                               label_column or d.get("label_column", "label"), fmt), file)
